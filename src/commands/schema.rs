@@ -1,0 +1,15 @@
+//! `mldeploy schema`: the config's JSON Schema.
+
+use super::{Ctx, Error, exit};
+
+/// The JSON Schema of the config, as pretty JSON.
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(crate::config::Config);
+    schema.insert("title".into(), "mldeploy project config".into());
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+pub(super) fn run(_: &Ctx) -> Result<i32, Error> {
+    println!("{}", schema_json());
+    Ok(exit::OK)
+}

@@ -1,0 +1,454 @@
+//! The typed config contract (`mldeploy.yaml`, version 1). Doc comments here become the JSON
+//! Schema's descriptions, so they are written for the person editing the file.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::de::SCALAR_MARKER;
+
+/// A scalar kept as the text the user wrote: `2`, `500m`, `1.30`, `yes` and `"0755"` all stay
+/// exactly as written (YAML would otherwise turn `1.30` into `1.3`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Scalar(pub String);
+
+impl Scalar {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or number")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_newtype_struct(SCALAR_MARKER, V)
+    }
+}
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A string; numbers and booleans are taken as the text written.",
+            "type": ["string", "number", "boolean"]
+        })
+    }
+}
+
+/// The whole project config.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Config format version. Only `1` exists.
+    pub version: u32,
+    /// Project name (DNS-1123 label): the default namespace and a name prefix.
+    pub project: String,
+    /// Labels added to every rendered object.
+    #[serde(default)]
+    pub labels: BTreeMap<String, Scalar>,
+    /// Settings every model inherits; a model overrides them.
+    #[serde(default)]
+    pub defaults: Option<ModelSpec>,
+    /// The models to serve.
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    /// Kubernetes clusters, by name.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Environments: a cluster, a namespace and overrides, by name.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    /// Prometheus scraping and Grafana dashboards.
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    /// GitOps repository settings for `mldeploy gitops`.
+    #[serde(default)]
+    pub gitops: Option<Gitops>,
+}
+
+/// The serving runtime of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// Seldon Core v1 SeldonDeployment.
+    Seldon,
+    /// Seldon Core v2 Model (prepackaged servers only).
+    SeldonV2,
+    /// KServe InferenceService.
+    Kserve,
+    /// A plain Deployment + Service.
+    Deployment,
+}
+
+impl Runtime {
+    /// All runtimes, in the order they are documented.
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Seldon,
+        Runtime::SeldonV2,
+        Runtime::Kserve,
+        Runtime::Deployment,
+    ];
+
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Seldon => "seldon",
+            Runtime::SeldonV2 => "seldon-v2",
+            Runtime::Kserve => "kserve",
+            Runtime::Deployment => "deployment",
+        }
+    }
+}
+
+/// A prepackaged model server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Server {
+    /// scikit-learn.
+    Sklearn,
+    /// XGBoost.
+    Xgboost,
+    /// MLflow model.
+    Mlflow,
+    /// TensorFlow SavedModel.
+    Tensorflow,
+    /// NVIDIA Triton.
+    Triton,
+    /// Hugging Face transformers.
+    Huggingface,
+}
+
+impl Server {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Sklearn => "sklearn",
+            Server::Xgboost => "xgboost",
+            Server::Mlflow => "mlflow",
+            Server::Tensorflow => "tensorflow",
+            Server::Triton => "triton",
+            Server::Huggingface => "huggingface",
+        }
+    }
+}
+
+/// A model, or (under `defaults` and `overrides`) the settings a model inherits.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// Model name (DNS-1123 label, at most 40 characters so suffixes fit).
+    pub name: Option<String>,
+    /// Serving runtime. Default: `deployment` for a custom image, `kserve` for a server.
+    pub runtime: Option<Runtime>,
+    /// Custom container image (exclusive with `server` + `modelUri`).
+    pub image: Option<String>,
+    /// Container port of a custom image. Default 8080.
+    pub port: Option<u16>,
+    /// Prepackaged model server (needs `modelUri`).
+    pub server: Option<Server>,
+    /// Where the model artifact lives (gs://, s3://, https://, pvc://…).
+    pub model_uri: Option<String>,
+    /// Secret with credentials for `modelUri`.
+    pub storage_secret: Option<String>,
+    /// Desired replicas (when not autoscaled). Default 1.
+    pub replicas: Option<i64>,
+    /// CPU and memory requested (and limited) per replica.
+    pub resources: Option<Resources>,
+    /// GPUs per replica.
+    pub gpu: Option<GpuRequest>,
+    /// Environment variables.
+    pub env: Option<BTreeMap<String, Scalar>>,
+    /// Environment variables read from Secrets (values never pass through mldeploy).
+    pub secret_env: Option<Vec<SecretEnv>>,
+    /// Horizontal autoscaling.
+    pub autoscale: Option<Autoscale>,
+    /// A canary version that receives part of the traffic.
+    pub canary: Option<Canary>,
+}
+
+/// Compute resources of one replica.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    /// CPU as a Kubernetes quantity (`500m`, `2`).
+    pub cpu: Option<Scalar>,
+    /// Memory as a Kubernetes quantity (`1Gi`, `512Mi`).
+    pub memory: Option<Scalar>,
+}
+
+/// A cloud-agnostic GPU request.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GpuRequest {
+    /// GPU type from the catalog (`mldeploy gpus`): t4, l4, a10g, a100-40gb, a100-80gb, h100-80gb.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// GPUs per replica (or per node, for a node pool). Default 1.
+    #[serde(default = "one")]
+    pub count: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// An environment variable taken from a Secret.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretEnv {
+    /// Variable name.
+    pub name: String,
+    /// Secret name.
+    pub secret: String,
+    /// Key in the Secret.
+    pub key: String,
+}
+
+/// Horizontal autoscaling bounds.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Autoscale {
+    /// Minimum replicas.
+    pub min: i64,
+    /// Maximum replicas.
+    pub max: i64,
+    /// Target average CPU utilisation, percent. Default 80.
+    pub cpu_utilization: Option<i64>,
+}
+
+/// A canary: the new image or artifact and its share of traffic.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Canary {
+    /// New image (for image models).
+    pub image: Option<String>,
+    /// New artifact (for server models).
+    pub model_uri: Option<String>,
+    /// Percent of traffic sent to the canary, 0–100.
+    pub traffic: i64,
+}
+
+/// Where a cluster runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Google Kubernetes Engine.
+    Gcp,
+    /// Amazon EKS.
+    Aws,
+    /// Azure Kubernetes Service.
+    Azure,
+    /// An existing cluster (k3s, kubeadm, …).
+    Onprem,
+}
+
+impl Cloud {
+    /// All clouds, in catalog order.
+    pub const ALL: [Cloud; 4] = [Cloud::Gcp, Cloud::Aws, Cloud::Azure, Cloud::Onprem];
+
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Gcp => "gcp",
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Onprem => "onprem",
+        }
+    }
+}
+
+/// Kubernetes distribution of an on-prem cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    /// k3s (GPU pods need `runtimeClassName: nvidia`).
+    K3s,
+    /// kubeadm.
+    Kubeadm,
+    /// Anything else.
+    Other,
+}
+
+/// A Kubernetes cluster.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// gcp, aws, azure or onprem.
+    pub cloud: Cloud,
+    /// Cloud region (not for onprem).
+    pub region: Option<String>,
+    /// GCP settings (cloud: gcp).
+    pub gcp: Option<GcpSettings>,
+    /// AWS settings (cloud: aws).
+    pub aws: Option<AwsSettings>,
+    /// Azure settings (cloud: azure).
+    pub azure: Option<AzureSettings>,
+    /// Kubernetes minor version, e.g. "1.30".
+    pub kubernetes_version: Option<Scalar>,
+    /// Node pools (managed clusters only).
+    #[serde(default)]
+    pub node_pools: Vec<NodePool>,
+    /// kubeconfig context of the cluster.
+    pub context: Option<String>,
+    /// Distribution of an on-prem cluster: k3s, kubeadm or other.
+    pub distribution: Option<Distribution>,
+}
+
+/// GCP settings.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GcpSettings {
+    /// GCP project id.
+    pub project: String,
+    /// Zone for a zonal cluster (default: regional).
+    pub zone: Option<String>,
+}
+
+/// AWS settings.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsSettings {
+    /// Existing VPC id (default: a new VPC).
+    pub vpc_id: Option<String>,
+    /// Existing subnet ids.
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+}
+
+/// Azure settings.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzureSettings {
+    /// Resource group of the cluster.
+    pub resource_group: String,
+}
+
+/// A node pool of a managed cluster.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodePool {
+    /// Pool name (DNS-1123 label).
+    pub name: String,
+    /// Cloud-agnostic size; mapped to the smallest fitting general-purpose type.
+    pub machine: Option<Machine>,
+    /// Raw cloud machine type (overrides `machine` and the GPU default).
+    pub machine_type: Option<String>,
+    /// GPUs per node.
+    pub gpu: Option<GpuRequest>,
+    /// Minimum nodes. Default 0 for GPU pools, 1 otherwise.
+    pub min: Option<i64>,
+    /// Maximum nodes. Default: max(min, 1).
+    pub max: Option<i64>,
+    /// Use spot / preemptible capacity.
+    #[serde(default)]
+    pub spot: bool,
+    /// Boot disk size in GB. Default 100.
+    pub disk_size_gb: Option<i64>,
+}
+
+/// A cloud-agnostic machine size.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Machine {
+    /// vCPUs.
+    pub cpu: Scalar,
+    /// Memory as a Kubernetes quantity (`16Gi`).
+    pub memory: Scalar,
+}
+
+/// An environment: a cluster, a namespace and overrides.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Environment {
+    /// Name of a cluster under `clusters`.
+    pub cluster: String,
+    /// Namespace. Default: the project name.
+    pub namespace: Option<String>,
+    /// Changes to `defaults` and to models (by name) in this environment; `null` removes a field.
+    #[serde(default)]
+    pub overrides: Overrides,
+}
+
+/// Per-environment overrides.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Overrides {
+    /// Changes to `defaults`.
+    pub defaults: Option<ModelSpec>,
+    /// Changes to models, by model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelSpec>,
+}
+
+/// Monitoring settings.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Monitoring {
+    /// Render a ServiceMonitor per model and install kube-prometheus-stack.
+    #[serde(default)]
+    pub prometheus: bool,
+    /// Render a Grafana dashboard ConfigMap.
+    #[serde(default)]
+    pub grafana_dashboard: bool,
+}
+
+/// GitOps engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GitopsEngine {
+    /// Argo CD Application.
+    Argocd,
+    /// Flux GitRepository + Kustomization.
+    Flux,
+}
+
+/// GitOps repository settings.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Gitops {
+    /// argocd or flux.
+    pub engine: GitopsEngine,
+    /// Git repository URL.
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    /// Branch, tag or commit. Default `main`.
+    pub revision: Option<String>,
+    /// Folder in the repository. Default `deploy`.
+    pub path: Option<String>,
+}

@@ -1,0 +1,1116 @@
+//! Resolution and semantic validation: merge defaults and environment overrides into one fully
+//! resolved model per environment, check every rule of the contract, and report every problem
+//! at once with the location of the value that caused it.
+
+pub mod names;
+pub mod quantity;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::catalog::{self, Gpu};
+use crate::config::de::from_node;
+use crate::config::yaml::{Loc, Node, Seg, Value, path_string};
+use crate::config::{
+    self, Cloud, Cluster, Distribution, GitopsEngine, Loaded, ModelSpec, Runtime, Server,
+};
+use crate::diag::{Problem, Report};
+use crate::suggest::closest;
+use quantity::{QUANTITY_HINT, Quantity};
+
+/// Default CPU and memory of a replica when neither defaults nor the model set them.
+const DEFAULT_CPU: &str = "500m";
+const DEFAULT_MEMORY: &str = "1Gi";
+/// Default container port of a custom image.
+const DEFAULT_PORT: u16 = 8080;
+/// Default HPA CPU target.
+const DEFAULT_CPU_UTILIZATION: u32 = 80;
+
+/// A fully resolved project: what every later stage works from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    /// Project name.
+    pub name: String,
+    /// Labels for every object.
+    pub labels: BTreeMap<String, String>,
+    /// Clusters, by name.
+    pub clusters: BTreeMap<String, ClusterModel>,
+    /// Environments, by name.
+    pub environments: BTreeMap<String, Env>,
+    /// Monitoring switches.
+    pub monitoring: Monitoring,
+    /// GitOps settings.
+    pub gitops: Option<Gitops>,
+}
+
+/// Monitoring switches.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// ServiceMonitors and kube-prometheus-stack.
+    pub prometheus: bool,
+    /// Grafana dashboard ConfigMap.
+    pub grafana_dashboard: bool,
+}
+
+/// GitOps settings with defaults filled in.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gitops {
+    /// argocd or flux.
+    pub engine: GitopsEngine,
+    /// Repository URL.
+    pub repo_url: String,
+    /// Revision.
+    pub revision: String,
+    /// Folder in the repository.
+    pub path: String,
+}
+
+/// A cluster with machine types and GPU data resolved.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterModel {
+    /// Cluster name.
+    pub name: String,
+    /// Platform.
+    pub cloud: Cloud,
+    /// Region (managed clouds).
+    pub region: Option<String>,
+    /// GCP project.
+    pub gcp_project: Option<String>,
+    /// GCP zone.
+    pub gcp_zone: Option<String>,
+    /// AWS VPC.
+    pub aws_vpc_id: Option<String>,
+    /// AWS subnets.
+    pub aws_subnet_ids: Vec<String>,
+    /// Azure resource group.
+    pub azure_resource_group: Option<String>,
+    /// Kubernetes version.
+    pub kubernetes_version: Option<String>,
+    /// Node pools.
+    pub node_pools: Vec<Pool>,
+    /// kubeconfig context.
+    pub context: Option<String>,
+    /// On-prem distribution.
+    pub distribution: Option<Distribution>,
+}
+
+/// A node pool with its machine type chosen.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pool {
+    /// Pool name.
+    pub name: String,
+    /// Cloud machine type.
+    pub machine_type: String,
+    /// GPUs per node.
+    pub gpu: Option<GpuUse>,
+    /// Minimum nodes.
+    pub min: u32,
+    /// Maximum nodes.
+    pub max: u32,
+    /// Spot capacity.
+    pub spot: bool,
+    /// Boot disk GB.
+    pub disk_size_gb: u32,
+}
+
+/// A GPU type and count, with the platform's accelerator name.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuUse {
+    /// Catalog name.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// GPUs.
+    pub count: u32,
+    /// Platform accelerator name (node label value), when the platform is known.
+    pub accelerator: Option<&'static str>,
+}
+
+/// An environment: a cluster, a namespace, and its models after overrides.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Env {
+    /// Environment name.
+    pub name: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Models, in config order.
+    pub models: Vec<Model>,
+}
+
+/// Where a model's code comes from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Source {
+    /// A custom container image.
+    Image {
+        /// Image reference.
+        image: String,
+        /// Container port.
+        port: u16,
+    },
+    /// A prepackaged server with an artifact.
+    Prepackaged {
+        /// Server.
+        server: Server,
+        /// Artifact URI.
+        model_uri: String,
+        /// Credentials Secret.
+        storage_secret: Option<String>,
+    },
+}
+
+/// A model resolved for one environment.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    /// Name.
+    pub name: String,
+    /// Runtime.
+    pub runtime: Runtime,
+    /// Image or prepackaged server.
+    pub source: Source,
+    /// Replicas (the minimum when autoscaled).
+    pub replicas: u32,
+    /// CPU quantity.
+    pub cpu: String,
+    /// Memory quantity.
+    pub memory: String,
+    /// GPUs per replica.
+    pub gpu: Option<GpuUse>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Variables from Secrets.
+    pub secret_env: Vec<config::SecretEnv>,
+    /// Autoscaling.
+    pub autoscale: Option<Autoscale>,
+    /// Canary.
+    pub canary: Option<Canary>,
+}
+
+/// Autoscaling bounds.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscale {
+    /// Minimum replicas.
+    pub min: u32,
+    /// Maximum replicas.
+    pub max: u32,
+    /// CPU target percent.
+    pub cpu_utilization: u32,
+}
+
+/// A canary version.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// New image or artifact (the same kind as the model's).
+    pub source: Source,
+    /// Percent of traffic.
+    pub traffic: u32,
+}
+
+/// Collects problems while walking the config.
+struct Checker<'a> {
+    root: &'a Node,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    /// A problem at `path` in the document (or at the deepest part of it that exists).
+    fn at(&mut self, path: &[Seg], message: impl Into<String>, hint: Option<String>) {
+        let node = self.root.lookup(path);
+        self.problems
+            .push(Problem::new(Some(node.loc), path_string(path), message).maybe_hint(hint));
+    }
+
+    fn label(&mut self, path: &[Seg], what: &str, name: &str) -> bool {
+        match names::dns_label(name) {
+            Ok(()) => true,
+            Err(e) => {
+                let hint = format!(
+                    "{what} names are DNS-1123 labels, e.g. `{}`",
+                    match names::suggest_label(name) {
+                        s if s.is_empty() => "my-name".to_string(),
+                        s => s,
+                    }
+                );
+                self.at(path, format!("{what} name `{name}` {e}"), Some(hint));
+                false
+            }
+        }
+    }
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+fn join(base: &[Seg], rest: &[Seg]) -> Vec<Seg> {
+    let mut v = base.to_vec();
+    v.extend_from_slice(rest);
+    v
+}
+
+/// Resolves and validates a loaded config. Every problem is reported, not just the first.
+pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
+    let cfg = &loaded.config;
+    let mut ck = Checker {
+        root: &loaded.root,
+        problems: Vec::new(),
+    };
+
+    ck.label(&[key("project")], "project", &cfg.project);
+    let mut labels = BTreeMap::new();
+    for (k, v) in &cfg.labels {
+        let path = [key("labels"), key(k)];
+        if let Err(e) = names::label_key(k) {
+            ck.at(&path, format!("label key `{k}` {e}"), None);
+        }
+        if let Err(e) = names::label_value(v.as_str()) {
+            ck.at(&path, format!("label value `{v}` {e}"), Some("at most 63 characters".into()));
+        }
+        labels.insert(k.clone(), v.0.clone());
+    }
+
+    let clusters: BTreeMap<String, ClusterModel> = cfg
+        .clusters
+        .iter()
+        .filter_map(|(name, c)| check_cluster(&mut ck, name, c).map(|m| (name.clone(), m)))
+        .collect();
+
+    // Base model names: present, valid, unique.
+    let mut model_names: Vec<&str> = Vec::new();
+    let mut first_seen: BTreeMap<&str, Loc> = BTreeMap::new();
+    for (i, m) in cfg.models.iter().enumerate() {
+        let path = [key("models"), Seg::Index(i)];
+        match &m.name {
+            None => ck.at(&path, "a model needs a `name`", Some("e.g. `name: fraud-xgb`".into())),
+            Some(n) => {
+                let npath = join(&path, &[key("name")]);
+                if ck.label(&npath, "model", n) && n.len() > names::MAX_MODEL_NAME {
+                    ck.at(
+                        &npath,
+                        format!(
+                            "model name `{n}` is {} characters; at most {} are allowed",
+                            n.len(),
+                            names::MAX_MODEL_NAME
+                        ),
+                        Some("rendered objects add suffixes such as `-predictor`".into()),
+                    );
+                }
+                let loc = ck.root.lookup(&npath).loc;
+                if let Some(first) = first_seen.get(n.as_str()) {
+                    ck.at(
+                        &npath,
+                        format!("model name `{n}` is used twice"),
+                        Some(format!("first used at line {}; model names must be unique", first.line)),
+                    );
+                } else {
+                    first_seen.insert(n, loc);
+                    model_names.push(n);
+                }
+            }
+        }
+    }
+    if cfg.models.is_empty() {
+        ck.at(&[key("models")], "no models are defined", Some("add a model under `models:`".into()));
+    }
+
+    if let Some(d) = &cfg.defaults {
+        check_layer_fields(&mut ck, &[key("defaults")], d);
+    }
+
+    let mut environments = BTreeMap::new();
+    for (env_name, env) in &cfg.environments {
+        let epath = [key("environments"), key(env_name)];
+        ck.label(&epath, "environment", env_name);
+        let namespace = env.namespace.clone().unwrap_or_else(|| cfg.project.clone());
+        if env.namespace.is_some() {
+            ck.label(&join(&epath, &[key("namespace")]), "namespace", &namespace);
+        }
+        if let Some(d) = &env.overrides.defaults {
+            check_layer_fields(&mut ck, &join(&epath, &[key("overrides"), key("defaults")]), d);
+        }
+        for (name, spec) in &env.overrides.models {
+            let opath = join(&epath, &[key("overrides"), key("models"), key(name)]);
+            if !model_names.contains(&name.as_str()) {
+                let hint = closest(name, model_names.iter().copied())
+                    .map(|c| format!("did you mean `{c}`?"))
+                    .or_else(|| Some(format!("models: {}", model_names.join(", "))));
+                ck.at(&opath, format!("override for unknown model `{name}`"), hint);
+            }
+            if spec.name.is_some() {
+                ck.at(&join(&opath, &[key("name")]), "an override cannot rename a model", None);
+            }
+        }
+        let cluster = match clusters.get(&env.cluster) {
+            Some(c) => Some(c),
+            None => {
+                if !cfg.clusters.contains_key(&env.cluster) {
+                    let hint = closest(&env.cluster, cfg.clusters.keys().map(String::as_str))
+                        .map(|c| format!("did you mean `{c}`?"))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "clusters: {}",
+                                cfg.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )
+                        });
+                    ck.at(
+                        &join(&epath, &[key("cluster")]),
+                        format!("unknown cluster `{}`", env.cluster),
+                        Some(hint),
+                    );
+                }
+                None
+            }
+        };
+        let layers = EnvLayers {
+            root: &loaded.root,
+            env: Some(env_name),
+        };
+        let models = resolve_models(&mut ck, &layers, cluster, env_name);
+        environments.insert(
+            env_name.clone(),
+            Env {
+                name: env_name.clone(),
+                cluster: env.cluster.clone(),
+                namespace,
+                models,
+            },
+        );
+    }
+    if cfg.environments.is_empty() {
+        // Still check the models themselves.
+        let layers = EnvLayers {
+            root: &loaded.root,
+            env: None,
+        };
+        resolve_models(&mut ck, &layers, None, "");
+    }
+
+    let gitops = cfg.gitops.as_ref().map(|g| Gitops {
+        engine: g.engine,
+        repo_url: g.repo_url.clone(),
+        revision: g.revision.clone().unwrap_or_else(|| "main".into()),
+        path: g.path.clone().unwrap_or_else(|| "deploy".into()),
+    });
+    if let Some(g) = &cfg.gitops
+        && g.repo_url.trim().is_empty()
+    {
+        ck.at(&[key("gitops"), key("repoURL")], "repoURL is empty", None);
+    }
+
+    if ck.problems.is_empty() {
+        Ok(Project {
+            name: cfg.project.clone(),
+            labels,
+            clusters,
+            environments,
+            monitoring: Monitoring {
+                prometheus: cfg.monitoring.prometheus,
+                grafana_dashboard: cfg.monitoring.grafana_dashboard,
+            },
+            gitops,
+        })
+    } else {
+        Err(Report::new(loaded.source.clone(), ck.problems))
+    }
+}
+
+/// Fields that identify a model and so cannot be inherited from defaults.
+fn check_layer_fields(ck: &mut Checker<'_>, path: &[Seg], spec: &ModelSpec) {
+    let identity = [
+        ("name", spec.name.is_some()),
+        ("image", spec.image.is_some()),
+        ("modelUri", spec.model_uri.is_some()),
+        ("canary", spec.canary.is_some()),
+    ];
+    for (field, set) in identity {
+        if set {
+            ck.at(
+                &join(path, &[key(field)]),
+                format!("`{field}` identifies one model and cannot be a default"),
+                Some("set it on the model (or in `overrides.models.<name>`)".into()),
+            );
+        }
+    }
+}
+
+fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> Option<ClusterModel> {
+    let before = ck.problems.len();
+    let path = [key("clusters"), key(name)];
+    ck.label(&path, "cluster", name);
+    let managed = c.cloud != Cloud::Onprem;
+    if managed && c.region.is_none() {
+        ck.at(
+            &path,
+            format!("a {} cluster needs a `region`", c.cloud.name()),
+            Some("e.g. region: europe-west4 / eu-central-1 / westeurope".into()),
+        );
+    }
+    if !managed && c.region.is_some() {
+        ck.at(&join(&path, &[key("region")]), "an onprem cluster has no region", None);
+    }
+    for (field, set, cloud) in [
+        ("gcp", c.gcp.is_some(), Cloud::Gcp),
+        ("aws", c.aws.is_some(), Cloud::Aws),
+        ("azure", c.azure.is_some(), Cloud::Azure),
+    ] {
+        if set && c.cloud != cloud {
+            ck.at(
+                &join(&path, &[key(field)]),
+                format!("`{field}` settings on a {} cluster", c.cloud.name()),
+                Some(format!("remove it, or set `cloud: {field}`")),
+            );
+        }
+    }
+    if c.cloud == Cloud::Gcp && c.gcp.is_none() {
+        ck.at(&path, "a gcp cluster needs `gcp: {project: ...}`", Some("the GCP project id".into()));
+    }
+    if c.cloud == Cloud::Azure && c.azure.is_none() {
+        ck.at(
+            &path,
+            "an azure cluster needs `azure: {resourceGroup: ...}`",
+            Some("the resource group that holds the cluster".into()),
+        );
+    }
+    if c.distribution.is_some() && managed {
+        ck.at(
+            &join(&path, &[key("distribution")]),
+            "`distribution` applies to onprem clusters",
+            None,
+        );
+    }
+    if let Some(v) = &c.kubernetes_version {
+        let ok = v
+            .as_str()
+            .split_once('.')
+            .is_some_and(|(a, b)| a == "1" && !b.is_empty() && b.bytes().all(|x| x.is_ascii_digit()));
+        if !ok {
+            ck.at(
+                &join(&path, &[key("kubernetesVersion")]),
+                format!("`{v}` is not a Kubernetes minor version"),
+                Some("e.g. \"1.30\" (quote it)".into()),
+            );
+        }
+    }
+    if !managed && !c.node_pools.is_empty() {
+        ck.at(
+            &join(&path, &[key("nodePools")]),
+            "an onprem cluster already exists; mldeploy does not manage its nodes",
+            Some("remove `nodePools`; label GPU nodes with NVIDIA GPU feature discovery".into()),
+        );
+    }
+    let mut pools = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, p) in c.node_pools.iter().enumerate() {
+        let ppath = join(&path, &[key("nodePools"), Seg::Index(i)]);
+        ck.label(&join(&ppath, &[key("name")]), "node pool", &p.name);
+        if seen.contains(&p.name.as_str()) {
+            ck.at(&join(&ppath, &[key("name")]), format!("node pool `{}` is defined twice", p.name), None);
+        }
+        seen.push(&p.name);
+        if let Some(pool) = check_pool(ck, &ppath, c.cloud, p) {
+            pools.push(pool);
+        }
+    }
+    (ck.problems.len() == before).then(|| ClusterModel {
+        name: name.to_string(),
+        cloud: c.cloud,
+        region: c.region.clone(),
+        gcp_project: c.gcp.as_ref().map(|g| g.project.clone()),
+        gcp_zone: c.gcp.as_ref().and_then(|g| g.zone.clone()),
+        aws_vpc_id: c.aws.as_ref().and_then(|a| a.vpc_id.clone()),
+        aws_subnet_ids: c.aws.as_ref().map(|a| a.subnet_ids.clone()).unwrap_or_default(),
+        azure_resource_group: c.azure.as_ref().map(|a| a.resource_group.clone()),
+        kubernetes_version: c.kubernetes_version.as_ref().map(|v| v.0.clone()),
+        node_pools: pools,
+        context: c.context.clone(),
+        distribution: c.distribution,
+    })
+}
+
+/// Checks a GPU request against the catalog and the platform; returns the catalog entry.
+fn check_gpu(
+    ck: &mut Checker<'_>,
+    path: &[Seg],
+    cloud: Option<Cloud>,
+    req: &config::GpuRequest,
+    where_: &str,
+) -> Option<(&'static Gpu, u32)> {
+    let tpath = join(path, &[key("type")]);
+    let Some(gpu) = catalog::gpu(&req.kind) else {
+        let all: Vec<&str> = catalog::gpu_names().collect();
+        let hint = match closest(&req.kind, all.iter().copied()) {
+            Some(c) => format!("did you mean `{c}`? GPU types: {}", all.join(", ")),
+            None => format!("GPU types: {} (see `mldeploy gpus`)", all.join(", ")),
+        };
+        ck.at(&tpath, format!("unknown GPU type `{}`", req.kind), Some(hint));
+        return None;
+    };
+    let count = match u32::try_from(req.count) {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            ck.at(
+                &join(path, &[key("count")]),
+                format!("GPU count must be at least 1, not {}", req.count),
+                None,
+            );
+            return None;
+        }
+    };
+    if let Some(cloud) = cloud
+        && gpu.offer(cloud).is_none()
+    {
+        let offered: Vec<&str> = catalog::GPUS
+            .iter()
+            .filter(|g| g.offer(cloud).is_some())
+            .map(|g| g.name)
+            .collect();
+        ck.at(
+            &tpath,
+            format!("GPU type `{}` is not offered on {}{where_}", gpu.name, cloud.name()),
+            Some(format!(
+                "{} is offered on: {}; {} offers: {}",
+                gpu.name,
+                gpu.clouds().join(", "),
+                cloud.name(),
+                offered.join(", ")
+            )),
+        );
+        return None;
+    }
+    Some((gpu, count))
+}
+
+fn check_pool(
+    ck: &mut Checker<'_>,
+    path: &[Seg],
+    cloud: Cloud,
+    p: &config::NodePool,
+) -> Option<Pool> {
+    let before = ck.problems.len();
+    let gpu = p
+        .gpu
+        .as_ref()
+        .and_then(|g| check_gpu(ck, &join(path, &[key("gpu")]), Some(cloud), g, ""));
+    if p.machine.is_some() && p.machine_type.is_some() {
+        ck.at(
+            &join(path, &[key("machineType")]),
+            "set either `machine` or `machineType`, not both",
+            Some("`machineType` is a raw cloud type; `machine` a size mldeploy maps".into()),
+        );
+    }
+    let mut machine_type = p.machine_type.clone();
+    if machine_type.is_none()
+        && let Some((g, count)) = gpu
+        && let Some(offer) = g.offer(cloud)
+    {
+        match offer.machine_for(count) {
+            Some(t) if offer.counts().contains(&count) => machine_type = Some(t.to_string()),
+            _ => ck.at(
+                &join(path, &[key("gpu"), key("count")]),
+                format!("{} does not offer nodes with {count} × {}", cloud.name(), g.name),
+                Some(format!(
+                    "GPUs per node on {}: {}",
+                    cloud.name(),
+                    offer.counts().iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                )),
+            ),
+        }
+    }
+    if machine_type.is_none() && gpu.is_none() && p.gpu.is_none() {
+        let (cpu, mem) = match &p.machine {
+            Some(m) => {
+                let cpu = Quantity::parse(m.cpu.as_str());
+                let mem = Quantity::parse(m.memory.as_str());
+                if cpu.as_ref().is_none_or(|q| q.value <= 0.0) {
+                    ck.at(
+                        &join(path, &[key("machine"), key("cpu")]),
+                        format!("`{}` is not a CPU count", m.cpu),
+                        Some(QUANTITY_HINT.into()),
+                    );
+                }
+                if mem.as_ref().is_none_or(|q| q.value <= 0.0) {
+                    ck.at(
+                        &join(path, &[key("machine"), key("memory")]),
+                        format!("`{}` is not a memory size", m.memory),
+                        Some(QUANTITY_HINT.into()),
+                    );
+                }
+                (
+                    cpu.map_or(0.0, |q| q.value),
+                    mem.map_or(0.0, |q| q.value / 1024f64.powi(3)),
+                )
+            }
+            None => (4.0, 16.0),
+        };
+        match catalog::machine_for(cloud, cpu, mem) {
+            Some(t) => machine_type = Some(t.name.to_string()),
+            None if cloud != Cloud::Onprem => ck.at(
+                &join(path, &[key("machine")]),
+                format!("no general-purpose {} machine has {cpu} vCPUs and {mem} GiB", cloud.name()),
+                Some("set `machineType` to a raw cloud type".into()),
+            ),
+            None => {}
+        }
+    }
+    let min = p.min.unwrap_or(if p.gpu.is_some() { 0 } else { 1 });
+    let max = p.max.unwrap_or(min.max(1));
+    if min < 0 {
+        ck.at(&join(path, &[key("min")]), format!("min must be 0 or more, not {min}"), None);
+    }
+    if max < 1 {
+        ck.at(&join(path, &[key("max")]), format!("max must be at least 1, not {max}"), None);
+    }
+    if min > max {
+        ck.at(
+            &join(path, &[key("min")]),
+            format!("min ({min}) is larger than max ({max})"),
+            Some("min ≤ max".into()),
+        );
+    }
+    let disk = p.disk_size_gb.unwrap_or(100);
+    if !(10..=65_536).contains(&disk) {
+        ck.at(
+            &join(path, &[key("diskSizeGb")]),
+            format!("disk size {disk} GB is out of range"),
+            Some("10 to 65536".into()),
+        );
+    }
+    (ck.problems.len() == before).then(|| Pool {
+        name: p.name.clone(),
+        machine_type: machine_type.unwrap_or_default(),
+        gpu: gpu.map(|(g, count)| GpuUse {
+            kind: g.name,
+            count,
+            accelerator: g.offer(cloud).map(|o| o.accelerator),
+        }),
+        min: u32::try_from(min).unwrap_or(0),
+        max: u32::try_from(max).unwrap_or(0),
+        spot: p.spot,
+        disk_size_gb: u32::try_from(disk).unwrap_or(100),
+    })
+}
+
+/// The layers a model is built from, lowest first: defaults, the environment's defaults, the
+/// model, the environment's override for the model.
+struct EnvLayers<'a> {
+    root: &'a Node,
+    env: Option<&'a str>,
+}
+
+impl<'a> EnvLayers<'a> {
+    fn layers(&self, index: usize, name: Option<&str>) -> Vec<Vec<Seg>> {
+        let mut out = vec![vec![key("defaults")]];
+        if let Some(env) = self.env {
+            out.push(vec![key("environments"), key(env), key("overrides"), key("defaults")]);
+        }
+        out.push(vec![key("models"), Seg::Index(index)]);
+        if let (Some(env), Some(name)) = (self.env, name) {
+            out.push(vec![
+                key("environments"),
+                key(env),
+                key("overrides"),
+                key("models"),
+                key(name),
+            ]);
+        }
+        out
+    }
+
+    /// The merged node of model `index`.
+    fn merged(&self, index: usize, name: Option<&str>) -> Node {
+        let mut node = Node::synthetic(Value::Map(Vec::new()));
+        for path in self.layers(index, name) {
+            if self.root.exists(&path) {
+                let layer = self.root.lookup(&path);
+                if let Value::Map(_) = layer.value {
+                    node.merge(layer);
+                }
+            }
+        }
+        node.loc = self.root.lookup(&[key("models"), Seg::Index(index)]).loc;
+        node
+    }
+
+    /// The document path of the layer that set `rel` in model `index` (topmost layer first).
+    fn origin(&self, index: usize, name: Option<&str>, rel: &[Seg], loc: Loc) -> Vec<Seg> {
+        for base in self.layers(index, name).into_iter().rev() {
+            let full = join(&base, rel);
+            if self.root.exists(&full) && self.root.lookup(&full).loc == loc {
+                return full;
+            }
+        }
+        join(&[key("models"), Seg::Index(index)], rel)
+    }
+}
+
+/// Problems of one merged model, in paths relative to the model.
+struct ModelCheck<'a> {
+    node: &'a Node,
+    found: Vec<(Vec<Seg>, Loc, String, Option<String>)>,
+}
+
+impl ModelCheck<'_> {
+    fn at(&mut self, rel: &[Seg], message: impl Into<String>, hint: Option<String>) {
+        let loc = self.node.lookup(rel).loc;
+        let rel = if self.node.exists(rel) { rel.to_vec() } else { Vec::new() };
+        self.found.push((rel, loc, message.into(), hint));
+    }
+}
+
+fn resolve_models(
+    ck: &mut Checker<'_>,
+    layers: &EnvLayers<'_>,
+    cluster: Option<&ClusterModel>,
+    env_name: &str,
+) -> Vec<Model> {
+    let count = match &layers.root.get("models").map(|n| &n.value) {
+        Some(Value::Seq(items)) => items.len(),
+        _ => 0,
+    };
+    let mut out = Vec::new();
+    for index in 0..count {
+        let name = layers
+            .root
+            .lookup(&[key("models"), Seg::Index(index), key("name")])
+            .as_key();
+        let merged = layers.merged(index, name.as_deref());
+        let spec: ModelSpec = match from_node(&merged) {
+            Ok(s) => s,
+            Err(e) => {
+                let loc = e.loc.unwrap_or(merged.loc);
+                let path = layers.origin(index, name.as_deref(), &e.path, loc);
+                ck.problems.push(
+                    Problem::new(Some(loc), path_string(&path), e.message).maybe_hint(e.hint),
+                );
+                continue;
+            }
+        };
+        let mut mc = ModelCheck {
+            node: &merged,
+            found: Vec::new(),
+        };
+        let model = check_model(&mut mc, &spec, cluster, env_name);
+        for (rel, loc, message, hint) in mc.found {
+            let path = layers.origin(index, name.as_deref(), &rel, loc);
+            ck.problems
+                .push(Problem::new(Some(loc), path_string(&path), message).maybe_hint(hint));
+        }
+        out.extend(model);
+    }
+    out
+}
+
+fn check_model(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+    cluster: Option<&ClusterModel>,
+    env_name: &str,
+) -> Option<Model> {
+    let before = mc.found.len();
+    let name = spec.name.clone().unwrap_or_default();
+
+    let source = match (&spec.image, spec.server, &spec.model_uri) {
+        (Some(image), None, None) => {
+            if image.trim().is_empty() || image.contains(char::is_whitespace) {
+                mc.at(&[key("image")], format!("`{image}` is not an image reference"), Some("e.g. registry.example.com/team/model:1.0".into()));
+            }
+            Some(Source::Image {
+                image: image.clone(),
+                port: spec.port.unwrap_or(DEFAULT_PORT),
+            })
+        }
+        (None, Some(server), Some(uri)) => {
+            if uri.trim().is_empty() || !uri.contains("://") {
+                mc.at(
+                    &[key("modelUri")],
+                    format!("`{uri}` is not a model URI"),
+                    Some("e.g. gs://bucket/path, s3://bucket/path, https://…, pvc://claim/path".into()),
+                );
+            }
+            Some(Source::Prepackaged {
+                server,
+                model_uri: uri.clone(),
+                storage_secret: spec.storage_secret.clone(),
+            })
+        }
+        (Some(_), _, _) => {
+            mc.at(
+                &[key("image")],
+                "set either `image` or `server` + `modelUri`, not both",
+                Some("`image` is a custom container; `server` + `modelUri` a prepackaged server".into()),
+            );
+            None
+        }
+        (None, Some(_), None) => {
+            mc.at(&[key("server")], "`server` needs `modelUri`", Some("where the model artifact lives, e.g. gs://bucket/model".into()));
+            None
+        }
+        (None, None, Some(_)) => {
+            mc.at(
+                &[key("modelUri")],
+                "`modelUri` needs `server`",
+                Some("servers: sklearn, xgboost, mlflow, tensorflow, triton, huggingface".into()),
+            );
+            None
+        }
+        (None, None, None) => {
+            mc.at(
+                &[],
+                format!("model `{name}` needs `image`, or `server` and `modelUri`"),
+                Some("`image: registry/repo:tag` for a custom container".into()),
+            );
+            None
+        }
+    };
+    if spec.port.is_some() && spec.image.is_none() {
+        mc.at(&[key("port")], "`port` applies to custom images", Some("prepackaged servers choose their own port".into()));
+    }
+    if spec.port == Some(0) {
+        mc.at(&[key("port")], "port 0 is not a valid port", Some("1 to 65535".into()));
+    }
+    if spec.storage_secret.is_some() && spec.model_uri.is_none() {
+        mc.at(&[key("storageSecret")], "`storageSecret` applies to `modelUri`", None);
+    }
+    if let Some(s) = &spec.storage_secret
+        && let Err(e) = names::dns_subdomain(s)
+    {
+        mc.at(&[key("storageSecret")], format!("Secret name `{s}` {e}"), None);
+    }
+
+    let runtime = spec.runtime.unwrap_or(match source {
+        Some(Source::Prepackaged { .. }) => Runtime::Kserve,
+        _ => Runtime::Deployment,
+    });
+    if runtime == Runtime::SeldonV2 && spec.image.is_some() {
+        mc.at(
+            &[key("image")],
+            "runtime `seldon-v2` serves prepackaged servers only (`server` + `modelUri`)",
+            Some("for a custom image use runtime `deployment`, `seldon` or `kserve`".into()),
+        );
+    }
+
+    let replicas = spec.replicas.unwrap_or(1);
+    if replicas < 0 {
+        mc.at(&[key("replicas")], format!("replicas must be 0 or more, not {replicas}"), None);
+    }
+
+    let mut quantity = |field: &str, default: &str, what: &str| -> String {
+        let value = spec
+            .resources
+            .as_ref()
+            .and_then(|r| if field == "cpu" { r.cpu.clone() } else { r.memory.clone() });
+        match value {
+            None => default.to_string(),
+            Some(v) => {
+                match Quantity::parse(v.as_str()) {
+                    Some(q) if q.value > 0.0 => {}
+                    Some(_) => mc.at(&[key("resources"), key(field)], format!("{what} must be more than 0"), None),
+                    None => mc.at(
+                        &[key("resources"), key(field)],
+                        format!("`{v}` is not a {what} quantity"),
+                        Some(QUANTITY_HINT.into()),
+                    ),
+                }
+                v.0
+            }
+        }
+    };
+    let cpu = quantity("cpu", DEFAULT_CPU, "CPU");
+    let memory = quantity("memory", DEFAULT_MEMORY, "memory");
+
+    let gpu = match &spec.gpu {
+        None => None,
+        Some(req) => {
+            let cloud = cluster.map(|c| c.cloud);
+            let where_ = cluster
+                .map(|c| format!(" (cluster `{}` of environment `{env_name}`)", c.name))
+                .unwrap_or_default();
+            let mut gck = Checker { root: mc.node, problems: Vec::new() };
+            let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_);
+            for p in gck.problems {
+                let rel = if p.path.ends_with("count") {
+                    vec![key("gpu"), key("count")]
+                } else {
+                    vec![key("gpu"), key("type")]
+                };
+                mc.at(&rel, p.message, p.hint);
+            }
+            found.map(|(g, count)| GpuUse {
+                kind: g.name,
+                count,
+                accelerator: cloud.and_then(|c| g.offer(c)).map(|o| o.accelerator),
+            })
+        }
+    };
+    if let (Some(g), Some(c)) = (&gpu, cluster)
+        && c.cloud != Cloud::Onprem
+    {
+        let fits = c
+            .node_pools
+            .iter()
+            .filter_map(|p| p.gpu.as_ref().map(|pg| (p, pg)))
+            .filter(|(_, pg)| pg.kind == g.kind)
+            .collect::<Vec<_>>();
+        if fits.is_empty() {
+            mc.at(
+                &[key("gpu"), key("type")],
+                format!(
+                    "cluster `{}` (environment `{env_name}`) has no node pool with GPU type `{}`",
+                    c.name, g.kind
+                ),
+                Some(format!(
+                    "add `{{name: gpu-{}, gpu: {{type: {}, count: {}}}, min: 0, max: 2}}` to clusters.{}.nodePools",
+                    g.kind, g.kind, g.count, c.name
+                )),
+            );
+        } else if !fits.iter().any(|(_, pg)| pg.count >= g.count) {
+            let most = fits.iter().map(|(_, pg)| pg.count).max().unwrap_or(0);
+            mc.at(
+                &[key("gpu"), key("count")],
+                format!(
+                    "a replica asks for {} × {} but the nodes of cluster `{}` have at most {most}",
+                    g.count, g.kind, c.name
+                ),
+                Some("lower the count, or give a node pool more GPUs per node".into()),
+            );
+        }
+    }
+
+    let mut env = BTreeMap::new();
+    for (k, v) in spec.env.iter().flatten() {
+        if let Err(e) = names::env_name(k) {
+            mc.at(&[key("env"), key(k)], format!("environment variable name `{k}` {e}"), None);
+        }
+        env.insert(k.clone(), v.0.clone());
+    }
+    let secret_env = spec.secret_env.clone().unwrap_or_default();
+    for (i, s) in secret_env.iter().enumerate() {
+        let base = [key("secretEnv"), Seg::Index(i)];
+        if let Err(e) = names::env_name(&s.name) {
+            mc.at(&join(&base, &[key("name")]), format!("environment variable name `{}` {e}", s.name), None);
+        }
+        if env.contains_key(&s.name) || secret_env[..i].iter().any(|o| o.name == s.name) {
+            mc.at(&join(&base, &[key("name")]), format!("environment variable `{}` is set twice", s.name), None);
+        }
+        if let Err(e) = names::dns_subdomain(&s.secret) {
+            mc.at(&join(&base, &[key("secret")]), format!("Secret name `{}` {e}", s.secret), None);
+        }
+        if let Err(e) = names::secret_key(&s.key) {
+            mc.at(&join(&base, &[key("key")]), format!("Secret key `{}` {e}", s.key), None);
+        }
+    }
+
+    let autoscale = spec.autoscale.as_ref().map(|a| {
+        let floor = if runtime == Runtime::Kserve { 0 } else { 1 };
+        if a.min < floor {
+            mc.at(
+                &[key("autoscale"), key("min")],
+                format!("autoscale.min must be at least {floor}, not {}", a.min),
+                (floor == 1).then(|| "only runtime `kserve` scales to zero".to_string()),
+            );
+        }
+        if a.max < 1 {
+            mc.at(&[key("autoscale"), key("max")], format!("autoscale.max must be at least 1, not {}", a.max), None);
+        }
+        if a.min > a.max {
+            mc.at(
+                &[key("autoscale"), key("min")],
+                format!("autoscale.min ({}) is larger than autoscale.max ({})", a.min, a.max),
+                Some("min ≤ max".into()),
+            );
+        }
+        let target = a.cpu_utilization.unwrap_or(i64::from(DEFAULT_CPU_UTILIZATION));
+        if !(1..=100).contains(&target) {
+            mc.at(
+                &[key("autoscale"), key("cpuUtilization")],
+                format!("cpuUtilization must be 1 to 100 (percent), not {target}"),
+                None,
+            );
+        }
+        Autoscale {
+            min: u32::try_from(a.min).unwrap_or(0),
+            max: u32::try_from(a.max).unwrap_or(0),
+            cpu_utilization: u32::try_from(target).unwrap_or(DEFAULT_CPU_UTILIZATION),
+        }
+    });
+
+    let canary = spec.canary.as_ref().and_then(|c| {
+        if !(0..=100).contains(&c.traffic) {
+            mc.at(
+                &[key("canary"), key("traffic")],
+                format!("canary traffic must be 0 to 100 (percent), not {}", c.traffic),
+                None,
+            );
+        }
+        if runtime == Runtime::Deployment {
+            mc.at(
+                &[key("canary")],
+                "runtime `deployment` cannot split traffic for a canary",
+                Some("use runtime `seldon`, `seldon-v2` or `kserve` for canaries".into()),
+            );
+        }
+        let src = match (&source, &c.image, &c.model_uri) {
+            (Some(Source::Image { port, .. }), Some(image), None) => Some(Source::Image {
+                image: image.clone(),
+                port: *port,
+            }),
+            (Some(Source::Prepackaged { server, storage_secret, .. }), None, Some(uri)) => {
+                Some(Source::Prepackaged {
+                    server: *server,
+                    model_uri: uri.clone(),
+                    storage_secret: storage_secret.clone(),
+                })
+            }
+            (Some(Source::Image { .. }), _, _) => {
+                mc.at(
+                    &[key("canary")],
+                    "the canary of an image model sets `image` (and not `modelUri`)",
+                    Some("canary: {image: registry/repo:new-tag, traffic: 10}".into()),
+                );
+                None
+            }
+            (Some(Source::Prepackaged { .. }), _, _) => {
+                mc.at(
+                    &[key("canary")],
+                    "the canary of a server model sets `modelUri` (and not `image`)",
+                    Some("canary: {modelUri: gs://bucket/model/v2, traffic: 10}".into()),
+                );
+                None
+            }
+            (None, _, _) => None,
+        };
+        src.map(|source| Canary {
+            source,
+            traffic: u32::try_from(c.traffic).unwrap_or(0),
+        })
+    });
+
+    if mc.found.len() > before {
+        return None;
+    }
+    Some(Model {
+        name,
+        runtime,
+        source: source?,
+        replicas: u32::try_from(replicas).unwrap_or(0),
+        cpu,
+        memory,
+        gpu,
+        env,
+        secret_env,
+        autoscale,
+        canary,
+    })
+}
