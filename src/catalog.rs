@@ -82,7 +82,11 @@ pub const GPUS: &[Gpu] = &[
             Offer {
                 cloud: Cloud::Gcp,
                 accelerator: "nvidia-tesla-t4",
-                machines: &[(1, "n1-standard-4"), (2, "n1-standard-8"), (4, "n1-standard-16")],
+                machines: &[
+                    (1, "n1-standard-4"),
+                    (2, "n1-standard-8"),
+                    (4, "n1-standard-16"),
+                ],
                 note: "driver installed by GKE (gpu_driver_installation_config)",
             },
             Offer {
@@ -255,7 +259,10 @@ pub const GPUS: &[Gpu] = &[
             Offer {
                 cloud: Cloud::Azure,
                 accelerator: "nvidia-h100-80gb",
-                machines: &[(1, "Standard_NC40ads_H100_v5"), (8, "Standard_ND96isr_H100_v5")],
+                machines: &[
+                    (1, "Standard_NC40ads_H100_v5"),
+                    (8, "Standard_ND96isr_H100_v5"),
+                ],
                 note: "NVIDIA device plugin add-on",
             },
             Offer {
@@ -396,7 +403,9 @@ mod tests {
     fn design_table_holds() {
         assert!(gpu("a10g").and_then(|g| g.offer(Cloud::Gcp)).is_none());
         assert!(gpu("l4").and_then(|g| g.offer(Cloud::Azure)).is_none());
-        let t4 = gpu("t4").and_then(|g| g.offer(Cloud::Aws)).expect("t4 on aws");
+        let t4 = gpu("t4")
+            .and_then(|g| g.offer(Cloud::Aws))
+            .expect("t4 on aws");
         assert_eq!(t4.machine_for(1), Some("g4dn.xlarge"));
         assert_eq!(t4.machine_for(2), Some("g4dn.12xlarge"));
         assert_eq!(t4.machine_for(9), None);
@@ -404,9 +413,18 @@ mod tests {
 
     #[test]
     fn smallest_fitting_machine() {
-        assert_eq!(machine_for(Cloud::Gcp, 4.0, 16.0).map(|t| t.name), Some("e2-standard-4"));
-        assert_eq!(machine_for(Cloud::Aws, 3.0, 1.0).map(|t| t.name), Some("m6i.xlarge"));
-        assert_eq!(machine_for(Cloud::Azure, 2.0, 9.0).map(|t| t.name), Some("Standard_D4s_v5"));
+        assert_eq!(
+            machine_for(Cloud::Gcp, 4.0, 16.0).map(|t| t.name),
+            Some("e2-standard-4")
+        );
+        assert_eq!(
+            machine_for(Cloud::Aws, 3.0, 1.0).map(|t| t.name),
+            Some("m6i.xlarge")
+        );
+        assert_eq!(
+            machine_for(Cloud::Azure, 2.0, 9.0).map(|t| t.name),
+            Some("Standard_D4s_v5")
+        );
         assert!(machine_for(Cloud::Azure, 200.0, 1.0).is_none());
         assert!(machine_for(Cloud::Onprem, 1.0, 1.0).is_none());
     }

@@ -6,7 +6,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Deploy ML models to GPU Kubernetes clusters — on-prem, GCP, AWS or Azure — from one config.
 #[derive(Debug, Parser)]
-#[command(name = "mldeploy", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "mldeploy",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Options every command takes.
     #[command(flatten)]
@@ -20,7 +25,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Project config file.
-    #[arg(short = 'f', long = "config", global = true, default_value = "mldeploy.yaml", env = "MLDEPLOY_CONFIG")]
+    #[arg(
+        short = 'f',
+        long = "config",
+        global = true,
+        default_value = "mldeploy.yaml",
+        env = "MLDEPLOY_CONFIG"
+    )]
     pub config: PathBuf,
     /// Environment to work on (may be omitted when the config has exactly one).
     #[arg(long, global = true, env = "MLDEPLOY_ENV")]

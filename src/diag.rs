@@ -149,7 +149,10 @@ impl Report {
                     };
                     let mut buf = String::new();
                     if handler.render_report(&mut buf, &diag).is_err() {
-                        buf = format!("error: {name}:{}:{}: {}\n", loc.line, loc.column, diag.title);
+                        buf = format!(
+                            "error: {name}:{}:{}: {}\n",
+                            loc.line, loc.column, diag.title
+                        );
                     }
                     out.push_str(&buf);
                 }
@@ -197,11 +200,7 @@ fn offset_of(text: &str, loc: Loc) -> usize {
     for (i, line) in text.split_inclusive('\n').enumerate() {
         if i + 1 == loc.line as usize {
             let col = (loc.column as usize).saturating_sub(1);
-            return offset
-                + line
-                    .char_indices()
-                    .nth(col)
-                    .map_or(line.len(), |(b, _)| b);
+            return offset + line.char_indices().nth(col).map_or(line.len(), |(b, _)| b);
         }
         offset += line.len();
     }
@@ -230,10 +229,9 @@ impl miette::Diagnostic for Snippet {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(miette::LabeledSpan::new_primary_with_span(
-            Some("here".to_string()),
-            self.span,
-        ))))
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_primary_with_span(Some("here".to_string()), self.span),
+        )))
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {

@@ -25,7 +25,11 @@ where
         Err(e) => {
             let _ = e.print();
             // Help and version are not errors; usage errors exit 1 (2 means "changes found").
-            if e.use_stderr() { commands::exit::ERROR } else { commands::exit::OK }
+            if e.use_stderr() {
+                commands::exit::ERROR
+            } else {
+                commands::exit::OK
+            }
         }
     }
 }

@@ -37,8 +37,14 @@ mod tests {
 
     #[test]
     fn suggests_near_names_only() {
-        assert_eq!(closest("replica", ["replicas", "resources"]), Some("replicas"));
-        assert_eq!(closest("seldon-v3", ["seldon", "seldon-v2", "kserve"]), Some("seldon-v2"));
+        assert_eq!(
+            closest("replica", ["replicas", "resources"]),
+            Some("replicas")
+        );
+        assert_eq!(
+            closest("seldon-v3", ["seldon", "seldon-v2", "kserve"]),
+            Some("seldon-v2")
+        );
         assert_eq!(closest("T4", ["t4", "l4"]), Some("t4"));
         assert_eq!(closest("banana", ["t4", "l4"]), None);
         assert_eq!(distance("kitten", "sitting"), 3);

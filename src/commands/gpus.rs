@@ -50,14 +50,21 @@ fn table() -> Table {
     header.extend(Cloud::ALL.iter().map(|c| c.name().to_string()));
     t.set_header(header);
     for g in GPUS {
-        let mut row = vec![g.name.to_string(), g.product.to_string(), format!("{} GB", g.memory_gb)];
+        let mut row = vec![
+            g.name.to_string(),
+            g.product.to_string(),
+            format!("{} GB", g.memory_gb),
+        ];
         for cloud in Cloud::ALL {
             row.push(match g.offer(cloud) {
                 None => "— not offered".into(),
                 Some(o) if o.machines.is_empty() => o.accelerator.to_string(),
                 Some(o) => {
-                    let machines: Vec<String> =
-                        o.machines.iter().map(|(n, m)| format!("{m} ({n})")).collect();
+                    let machines: Vec<String> = o
+                        .machines
+                        .iter()
+                        .map(|(n, m)| format!("{m} ({n})"))
+                        .collect();
                     format!("{}\n{}", o.accelerator, machines.join("\n"))
                 }
             });

@@ -17,7 +17,10 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32, Error> {
             Some("pass --force to overwrite it, or -f OTHER.yaml"),
         ));
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let project = match &args.project {
         Some(p) => p.clone(),
         None => {
@@ -39,7 +42,8 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32, Error> {
     }
     let text = starter(&project, args.cloud);
     let write = |p: &Path, body: &str| {
-        std::fs::write(p, body).map_err(|e| Error::msg(format!("cannot write {}: {e}", p.display()), None))
+        std::fs::write(p, body)
+            .map_err(|e| Error::msg(format!("cannot write {}: {e}", p.display()), None))
     };
     write(path, &text)?;
     write(&dir.join(SCHEMA_FILE), &(schema_json() + "\n"))?;

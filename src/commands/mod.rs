@@ -103,7 +103,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Delete(_) => Err(Error::NotImplemented { command: "delete" }),
         Command::Gitops(_) => Err(Error::NotImplemented { command: "gitops" }),
         Command::Infra(_) => Err(Error::NotImplemented { command: "infra" }),
-        Command::Templates(_) => Err(Error::NotImplemented { command: "templates" }),
+        Command::Templates(_) => Err(Error::NotImplemented {
+            command: "templates",
+        }),
     };
     match result {
         Ok(code) => code,
@@ -123,7 +125,10 @@ fn report_error(ctx: &Ctx, e: &Error) {
             }
             other => serde_json::json!({"ok": false, "errors": [{"message": other.to_string()}]}),
         };
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
     }
     match e {
         Error::Report(r) => eprint!("{}", r.render(ctx.color)),

@@ -6,6 +6,8 @@ use super::{Ctx, Error, exit};
 pub fn schema_json() -> String {
     let mut schema = schemars::schema_for!(crate::config::Config);
     schema.insert("title".into(), "mldeploy project config".into());
+    // Top-level `x-…` keys are free, for YAML anchors (see config::load_str).
+    schema.insert("patternProperties".into(), serde_json::json!({"^x-": {}}));
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 

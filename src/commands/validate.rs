@@ -22,7 +22,12 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             format!("unknown environment `{env}`"),
             Some(&format!(
                 "environments: {}",
-                project.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                project
+                    .environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         ));
     }
@@ -70,7 +75,9 @@ fn summary(file: &str, p: &Project) -> String {
         for m in &env.models {
             let what = match &m.source {
                 Source::Image { image, .. } => image.clone(),
-                Source::Prepackaged { server, model_uri, .. } => {
+                Source::Prepackaged {
+                    server, model_uri, ..
+                } => {
                     format!("{} {model_uri}", server.name())
                 }
             };

@@ -25,6 +25,8 @@ pub struct DeError {
     pub path: Vec<Seg>,
     /// Location of the offending node.
     pub loc: Option<Loc>,
+    /// For "missing field" errors, the field.
+    pub missing: Option<&'static str>,
 }
 
 impl fmt::Display for DeError {
@@ -42,6 +44,7 @@ impl de::Error for DeError {
             hint: None,
             path: Vec::new(),
             loc: None,
+            missing: None,
         }
     }
 
@@ -58,7 +61,9 @@ impl de::Error for DeError {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        Self::custom(format!("missing required field `{field}`"))
+        let mut e = Self::custom(format!("missing required field `{field}`"));
+        e.missing = Some(field);
+        e
     }
 }
 
@@ -87,6 +92,38 @@ impl DeError {
 /// Reads `T` from `node`; the error's path is relative to `node`.
 pub fn from_node<'a, T: serde::Deserialize<'a>>(node: &'a Node) -> Result<T, DeError> {
     T::deserialize(NodeDe(node))
+}
+
+/// How many problems one item may report before we stop looking.
+const MAX_ERRORS_PER_ITEM: usize = 100;
+
+/// Reads `T` from `node` and returns every error, not just the first: after each error the
+/// offending node is marked to be skipped and the read repeated (serde stops at the first).
+/// Afterwards `node` reads without error unless an error could not be skipped.
+pub fn all_errors<T: serde::de::DeserializeOwned>(node: &mut Node) -> Vec<DeError> {
+    let mut errors: Vec<DeError> = Vec::new();
+    for _ in 0..MAX_ERRORS_PER_ITEM {
+        let e = match from_node::<T>(node) {
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        // A field skipped because its value was wrong is now "missing": already reported, and
+        // there is nothing left to skip, so the read stops here.
+        let echo = e.missing.is_some_and(|field| {
+            let mut full = e.path.clone();
+            full.push(Seg::Key(field.to_string()));
+            node.is_skipped(&full)
+        });
+        if echo {
+            break;
+        }
+        let progressed = node.mark_skip(&e.path);
+        errors.push(e);
+        if !progressed {
+            break;
+        }
+    }
+    errors
 }
 
 /// A deserializer over one node.
@@ -324,6 +361,9 @@ impl<'a> SeqAccess<'a> for SeqDe<'a> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, DeError> {
+        while self.items.get(self.index).is_some_and(|n| n.skip) {
+            self.index += 1;
+        }
         let Some(node) = self.items.get(self.index) else {
             return Ok(None);
         };
@@ -348,7 +388,13 @@ struct MapDe<'a> {
 impl<'a> MapAccess<'a> for MapDe<'a> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
+        while self.entries.get(self.index).is_some_and(|(_, v)| v.skip) {
+            self.index += 1;
+        }
         let Some((k, v)) = self.entries.get(self.index) else {
             return Ok(None);
         };

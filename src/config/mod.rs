@@ -10,7 +10,7 @@ use std::path::Path;
 pub use types::*;
 
 use crate::diag::{Problem, Report, Source};
-use de::{DeError, from_node};
+use de::{DeError, all_errors, from_node};
 use yaml::{Node, Seg, Value, path_string};
 
 /// Largest config file accepted. A real config with a thousand models is well under 1 MiB.
@@ -23,8 +23,10 @@ pub struct Loaded {
     pub source: Source,
     /// The YAML tree, for locations of semantic errors and for merging override layers.
     pub root: Node,
-    /// The typed config.
+    /// The typed config (without the parts that had type errors).
     pub config: Config,
+    /// Type errors found while reading; semantic checks add theirs and report all together.
+    pub problems: Vec<Problem>,
 }
 
 /// Reads and parses a config file.
@@ -119,36 +121,36 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Report> {
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
-            let hint = if text.contains('\t') && e.message.to_lowercase().contains("tab") {
-                "YAML indents with spaces, not tabs"
+            let (message, hint) = if let Some(limit) = e.message.strip_prefix("budget breached: ") {
+                (
+                    format!("invalid YAML: the document exceeds the parser's limits ({limit})"),
+                    "configs this deep or this large are not hand-written: is it an alias bomb or a generated file?",
+                )
+            } else if e.message.starts_with("duplicate key") {
+                (
+                    format!("invalid YAML: {}", e.message),
+                    "a key may appear once in a mapping; keep one",
+                )
+            } else if text.contains('\t') && e.message.to_lowercase().contains("tab") {
+                (
+                    format!("invalid YAML: {}", e.message),
+                    "YAML indents with spaces, not tabs",
+                )
             } else {
-                "check the YAML syntax at this point"
+                (
+                    format!("invalid YAML: {}", e.message),
+                    "check the YAML syntax at this point",
+                )
             };
-            return fail(vec![
-                Problem::new(e.loc, "", format!("invalid YAML: {}", e.message)).hint(hint),
-            ]);
+            return fail(vec![Problem::new(e.loc, "", message).hint(hint)]);
         }
     };
-    let dups = root.duplicate_keys();
-    if !dups.is_empty() {
-        return fail(
-            dups.into_iter()
-                .map(|(path, first, second)| {
-                    Problem::new(Some(second), path_string(&path), "duplicate key").hint(format!(
-                        "first defined at line {}; keep one",
-                        first.line
-                    ))
-                })
-                .collect(),
-        );
-    }
     match &root.value {
         Value::Map(_) => {}
         Value::Null => {
-            return fail(vec![
-                Problem::new(None, "", "the config is empty")
-                    .hint("start with `mldeploy init`; a config begins with `version: 1`"),
-            ]);
+            return fail(vec![Problem::new(None, "", "the config is empty").hint(
+                "start with `mldeploy init`; a config begins with `version: 1`",
+            )]);
         }
         _ => {
             return fail(vec![
@@ -175,18 +177,31 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Report> {
             .hint("this mldeploy reads `version: 1`"),
         ]);
     }
+    let mut root = root;
+    // Top-level `x-…` keys hold YAML anchors to reuse (as in Compose files); they are not config.
+    if let Value::Map(entries) = &mut root.value {
+        entries.retain(|(k, _)| !k.as_key().is_some_and(|k| k.starts_with("x-")));
+    }
+    let problems: Vec<Problem> = match from_node::<Config>(&root) {
+        Ok(_) => Vec::new(),
+        Err(_) => collect_errors(&mut root)
+            .into_iter()
+            .map(to_problem)
+            .collect(),
+    };
     match from_node::<Config>(&root) {
         Ok(config) => Ok(Loaded {
             source,
             root,
             config,
+            problems,
         }),
-        Err(first) => {
-            let mut errors = collect_errors(&root);
-            if errors.is_empty() {
-                errors.push(first);
+        Err(last) => {
+            let mut problems = problems;
+            if problems.is_empty() {
+                problems.push(to_problem(last));
             }
-            fail(errors.into_iter().map(to_problem).collect())
+            fail(problems)
         }
     }
 }
@@ -197,8 +212,9 @@ pub fn to_problem(e: DeError) -> Problem {
 }
 
 /// serde stops at the first error; to report every error at once, read each model, cluster and
-/// environment on its own, then the rest of the document without them.
-fn collect_errors(root: &Node) -> Vec<DeError> {
+/// environment on its own (skipping each bad node and reading again), then the whole document.
+/// Bad nodes stay marked, so the repaired tree reads as a config for the semantic checks.
+fn collect_errors(root: &mut Node) -> Vec<DeError> {
     fn prefix(mut e: DeError, segs: &[Seg]) -> DeError {
         let mut path = segs.to_vec();
         path.append(&mut e.path);
@@ -206,39 +222,35 @@ fn collect_errors(root: &Node) -> Vec<DeError> {
         e
     }
     let mut errors = Vec::new();
-    let mut rest = root.clone();
-    if let Value::Map(entries) = &mut rest.value {
-        entries.retain(|(k, v)| {
+    if let Value::Map(entries) = &mut root.value {
+        for (k, v) in entries.iter_mut() {
             let key = k.as_key().unwrap_or_default();
-            match (key.as_str(), &v.value) {
+            match (key.as_str(), &mut v.value) {
                 ("models", Value::Seq(items)) => {
-                    for (i, item) in items.iter().enumerate() {
-                        if let Err(e) = from_node::<ModelSpec>(item) {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        for e in all_errors::<ModelSpec>(item) {
                             errors.push(prefix(e, &[Seg::Key(key.clone()), Seg::Index(i)]));
                         }
                     }
-                    false
                 }
-                ("clusters", Value::Map(items)) | ("environments", Value::Map(items)) => {
-                    for (name, item) in items {
-                        let segs = [Seg::Key(key.clone()), Seg::Key(name.as_key().unwrap_or_default())];
-                        let result = if key == "clusters" {
-                            from_node::<Cluster>(item).map(drop)
+                ("clusters" | "environments", Value::Map(items)) => {
+                    for (name, item) in items.iter_mut() {
+                        let segs = [
+                            Seg::Key(key.clone()),
+                            Seg::Key(name.as_key().unwrap_or_default()),
+                        ];
+                        let found = if key == "clusters" {
+                            all_errors::<Cluster>(item)
                         } else {
-                            from_node::<Environment>(item).map(drop)
+                            all_errors::<Environment>(item)
                         };
-                        if let Err(e) = result {
-                            errors.push(prefix(e, &segs));
-                        }
+                        errors.extend(found.into_iter().map(|e| prefix(e, &segs)));
                     }
-                    false
                 }
-                _ => true,
+                _ => {}
             }
-        });
+        }
     }
-    if let Err(e) = from_node::<Config>(&rest) {
-        errors.push(e);
-    }
+    errors.extend(all_errors::<Config>(root));
     errors
 }

@@ -103,7 +103,9 @@ pub struct Config {
 }
 
 /// The serving runtime of a model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
     /// Seldon Core v1 SeldonDeployment.
@@ -137,7 +139,9 @@ impl Runtime {
 }
 
 /// A prepackaged model server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Server {
     /// scikit-learn.
@@ -169,6 +173,9 @@ impl Server {
 }
 
 /// A model, or (under `defaults` and `overrides`) the settings a model inherits.
+///
+/// No field is required at this level, not even inside nested settings, because overrides are
+/// partial (`autoscale: {min: 0}` changes one bound); required fields are checked after merging.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelSpec {
@@ -218,7 +225,7 @@ pub struct Resources {
 pub struct GpuRequest {
     /// GPU type from the catalog (`mldeploy gpus`): t4, l4, a10g, a100-40gb, a100-80gb, h100-80gb.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Option<String>,
     /// GPUs per replica (or per node, for a node pool). Default 1.
     #[serde(default = "one")]
     pub count: i64,
@@ -244,10 +251,10 @@ pub struct SecretEnv {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Autoscale {
-    /// Minimum replicas.
-    pub min: i64,
-    /// Maximum replicas.
-    pub max: i64,
+    /// Minimum replicas (required).
+    pub min: Option<i64>,
+    /// Maximum replicas (required).
+    pub max: Option<i64>,
     /// Target average CPU utilisation, percent. Default 80.
     pub cpu_utilization: Option<i64>,
 }
@@ -260,12 +267,14 @@ pub struct Canary {
     pub image: Option<String>,
     /// New artifact (for server models).
     pub model_uri: Option<String>,
-    /// Percent of traffic sent to the canary, 0–100.
-    pub traffic: i64,
+    /// Percent of traffic sent to the canary, 0–100 (required).
+    pub traffic: Option<i64>,
 }
 
 /// Where a cluster runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     /// Google Kubernetes Engine.
@@ -294,7 +303,9 @@ impl Cloud {
 }
 
 /// Kubernetes distribution of an on-prem cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Distribution {
     /// k3s (GPU pods need `runtimeClassName: nvidia`).

@@ -69,6 +69,9 @@ pub struct Node {
     pub loc: Loc,
     /// Source text of a plain scalar that parsed as null, bool or number.
     pub text: Option<String>,
+    /// Set on a node already reported as wrong, so that reading the tree again skips it and
+    /// finds the next problem (see [`crate::config::de::all_errors`]).
+    pub(crate) skip: bool,
 }
 
 /// One element of a path into the tree.
@@ -138,10 +141,16 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
 /// serde-saphyr appends " at line X column Y" to some messages; we print the location ourselves.
 fn clean_message(msg: &str) -> String {
     let first = msg.lines().next().unwrap_or(msg).trim();
-    match first.find(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
+    let first = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    // "duplicate mapping key: image, set DuplicateKeyPolicy in Options if acceptable"
+    if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return format!("duplicate key `{key}`");
     }
+    first.to_string()
 }
 
 impl Node {
@@ -151,6 +160,7 @@ impl Node {
             value,
             loc: Loc::default(),
             text: None,
+            skip: false,
         }
     }
 
@@ -232,6 +242,35 @@ impl Node {
         node
     }
 
+    /// Marks the node at exactly `path` to be skipped; false if there is no such node.
+    pub(crate) fn mark_skip(&mut self, path: &[Seg]) -> bool {
+        let Some((first, rest)) = path.split_first() else {
+            return false;
+        };
+        let next = match (first, &mut self.value) {
+            (Seg::Key(k), Value::Map(entries)) => entries
+                .iter_mut()
+                .find(|(key, _)| key.as_key().as_deref() == Some(k.as_str()))
+                .map(|(_, v)| v),
+            (Seg::Index(i), Value::Seq(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) if rest.is_empty() => {
+                let fresh = !n.skip;
+                n.skip = true;
+                fresh
+            }
+            Some(n) => n.mark_skip(rest),
+            None => false,
+        }
+    }
+
+    /// Whether the node at exactly `path` exists and was marked to be skipped.
+    pub(crate) fn is_skipped(&self, path: &[Seg]) -> bool {
+        self.exists(path) && self.lookup(path).skip
+    }
+
     /// Whether the node at exactly `path` exists.
     pub fn exists(&self, path: &[Seg]) -> bool {
         let mut node = self;
@@ -276,55 +315,14 @@ impl Node {
             }
             (_, Value::Map(over)) => {
                 // A mapping replacing a non-mapping: strip nulls as merge-patch does.
-                let mut fresh = Node {
-                    value: Value::Map(Vec::new()),
-                    loc: patch.loc,
-                    text: None,
-                };
-                fresh.merge(&Node {
-                    value: Value::Map(over.clone()),
-                    loc: patch.loc,
-                    text: None,
-                });
+                let mut fresh = Node::synthetic(Value::Map(Vec::new()));
+                fresh.loc = patch.loc;
+                let mut whole = Node::synthetic(Value::Map(over.clone()));
+                whole.loc = patch.loc;
+                fresh.merge(&whole);
                 *self = fresh;
             }
             _ => *self = patch.clone(),
-        }
-    }
-
-    /// Every mapping key that appears twice in one mapping, as (path, first, second).
-    pub fn duplicate_keys(&self) -> Vec<(Vec<Seg>, Loc, Loc)> {
-        let mut out = Vec::new();
-        let mut path = Vec::new();
-        self.collect_duplicates(&mut path, &mut out);
-        out
-    }
-
-    fn collect_duplicates(&self, path: &mut Vec<Seg>, out: &mut Vec<(Vec<Seg>, Loc, Loc)>) {
-        match &self.value {
-            Value::Map(entries) => {
-                let mut seen: std::collections::HashMap<String, Loc> =
-                    std::collections::HashMap::new();
-                for (k, v) in entries {
-                    let key = k.as_key().unwrap_or_default();
-                    path.push(Seg::Key(key.clone()));
-                    if let Some(first) = seen.get(&key) {
-                        out.push((path.clone(), *first, k.loc));
-                    } else {
-                        seen.insert(key, k.loc);
-                    }
-                    v.collect_duplicates(path, out);
-                    path.pop();
-                }
-            }
-            Value::Seq(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    path.push(Seg::Index(i));
-                    item.collect_duplicates(path, out);
-                    path.pop();
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -336,6 +334,7 @@ impl<'de> Deserialize<'de> for Node {
             value: spanned.value,
             loc: Loc::from_saphyr(&spanned.referenced),
             text: None,
+            skip: false,
         })
     }
 }
@@ -426,7 +425,10 @@ mod tests {
     #[test]
     fn empty_is_null() {
         assert_eq!(parse("").expect("parses").value, Value::Null);
-        assert_eq!(parse("# only a comment\n").expect("parses").value, Value::Null);
+        assert_eq!(
+            parse("# only a comment\n").expect("parses").value,
+            Value::Null
+        );
     }
 
     #[test]
@@ -439,7 +441,11 @@ mod tests {
         assert_eq!(b.get("x").expect("x").value, Value::Int(1));
         assert_eq!(b.get("y").expect("y").value, Value::Int(3));
         assert_eq!(b.get("z").expect("z").value, Value::Int(4));
-        assert_eq!(b.get("y").expect("y").loc.line, 2, "merged value keeps the patch's location");
+        assert_eq!(
+            b.get("y").expect("y").loc.line,
+            2,
+            "merged value keeps the patch's location"
+        );
         let d = base.get("d").expect("d");
         assert!(d.get("e").is_none());
     }
@@ -454,11 +460,9 @@ mod tests {
     }
 
     #[test]
-    fn finds_duplicate_keys() {
-        // serde-saphyr may reject duplicates itself; either way they never pass silently.
-        match parse("a: 1\nb: 2\na: 3\n") {
-            Ok(n) => assert_eq!(n.duplicate_keys().len(), 1),
-            Err(e) => assert!(e.loc.is_some()),
-        }
+    fn rejects_duplicate_keys_with_a_location() {
+        let e = parse("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
+        assert_eq!(e.loc.map(|l| l.line), Some(3));
+        assert!(e.message.contains("duplicate key `a`"), "{}", e.message);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::catalog::{self, Gpu};
-use crate::config::de::from_node;
+use crate::config::de::{all_errors, from_node};
 use crate::config::yaml::{Loc, Node, Seg, Value, path_string};
 use crate::config::{
     self, Cloud, Cluster, Distribution, GitopsEngine, Loaded, ModelSpec, Runtime, Server,
@@ -265,7 +265,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     let cfg = &loaded.config;
     let mut ck = Checker {
         root: &loaded.root,
-        problems: Vec::new(),
+        problems: loaded.problems.clone(),
     };
 
     ck.label(&[key("project")], "project", &cfg.project);
@@ -276,7 +276,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             ck.at(&path, format!("label key `{k}` {e}"), None);
         }
         if let Err(e) = names::label_value(v.as_str()) {
-            ck.at(&path, format!("label value `{v}` {e}"), Some("at most 63 characters".into()));
+            ck.at(&path, format!("label value `{v}` {e}"), None);
         }
         labels.insert(k.clone(), v.0.clone());
     }
@@ -284,7 +284,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     let clusters: BTreeMap<String, ClusterModel> = cfg
         .clusters
         .iter()
-        .filter_map(|(name, c)| check_cluster(&mut ck, name, c).map(|m| (name.clone(), m)))
+        .map(|(name, c)| (name.clone(), check_cluster(&mut ck, name, c)))
         .collect();
 
     // Base model names: present, valid, unique.
@@ -293,7 +293,11 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     for (i, m) in cfg.models.iter().enumerate() {
         let path = [key("models"), Seg::Index(i)];
         match &m.name {
-            None => ck.at(&path, "a model needs a `name`", Some("e.g. `name: fraud-xgb`".into())),
+            None => ck.at(
+                &path,
+                "a model needs a `name`",
+                Some("e.g. `name: fraud-xgb`".into()),
+            ),
             Some(n) => {
                 let npath = join(&path, &[key("name")]);
                 if ck.label(&npath, "model", n) && n.len() > names::MAX_MODEL_NAME {
@@ -312,7 +316,10 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                     ck.at(
                         &npath,
                         format!("model name `{n}` is used twice"),
-                        Some(format!("first used at line {}; model names must be unique", first.line)),
+                        Some(format!(
+                            "first used at line {}; model names must be unique",
+                            first.line
+                        )),
                     );
                 } else {
                     first_seen.insert(n, loc);
@@ -322,7 +329,11 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
         }
     }
     if cfg.models.is_empty() {
-        ck.at(&[key("models")], "no models are defined", Some("add a model under `models:`".into()));
+        ck.at(
+            &[key("models")],
+            "no models are defined",
+            Some("add a model under `models:`".into()),
+        );
     }
 
     if let Some(d) = &cfg.defaults {
@@ -338,7 +349,11 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             ck.label(&join(&epath, &[key("namespace")]), "namespace", &namespace);
         }
         if let Some(d) = &env.overrides.defaults {
-            check_layer_fields(&mut ck, &join(&epath, &[key("overrides"), key("defaults")]), d);
+            check_layer_fields(
+                &mut ck,
+                &join(&epath, &[key("overrides"), key("defaults")]),
+                d,
+            );
         }
         for (name, spec) in &env.overrides.models {
             let opath = join(&epath, &[key("overrides"), key("models"), key(name)]);
@@ -349,7 +364,11 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 ck.at(&opath, format!("override for unknown model `{name}`"), hint);
             }
             if spec.name.is_some() {
-                ck.at(&join(&opath, &[key("name")]), "an override cannot rename a model", None);
+                ck.at(
+                    &join(&opath, &[key("name")]),
+                    "an override cannot rename a model",
+                    None,
+                );
             }
         }
         let cluster = match clusters.get(&env.cluster) {
@@ -409,6 +428,21 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
         ck.at(&[key("gitops"), key("repoURL")], "repoURL is empty", None);
     }
 
+    // A value with a type error was left out of the checks above; what those checks then say
+    // about the same field or the item holding it ("needs `image`") only repeats the type error.
+    let typed: Vec<&str> = loaded.problems.iter().map(|p| p.path.as_str()).collect();
+    let first_semantic = loaded.problems.len();
+    let mut index = 0;
+    ck.problems.retain(|p| {
+        index += 1;
+        index <= first_semantic
+            || !typed.iter().any(|t| {
+                *t == p.path
+                    || t.strip_prefix(p.path.as_str())
+                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+            })
+    });
+
     if ck.problems.is_empty() {
         Ok(Project {
             name: cfg.project.clone(),
@@ -445,8 +479,9 @@ fn check_layer_fields(ck: &mut Checker<'_>, path: &[Seg], spec: &ModelSpec) {
     }
 }
 
-fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> Option<ClusterModel> {
-    let before = ck.problems.len();
+/// Checks a cluster; the result holds what could be resolved even when there were problems,
+/// so that environments on it are still checked (the project is only built without problems).
+fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> ClusterModel {
     let path = [key("clusters"), key(name)];
     ck.label(&path, "cluster", name);
     let managed = c.cloud != Cloud::Onprem;
@@ -458,7 +493,11 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> Option<Cluste
         );
     }
     if !managed && c.region.is_some() {
-        ck.at(&join(&path, &[key("region")]), "an onprem cluster has no region", None);
+        ck.at(
+            &join(&path, &[key("region")]),
+            "an onprem cluster has no region",
+            None,
+        );
     }
     for (field, set, cloud) in [
         ("gcp", c.gcp.is_some(), Cloud::Gcp),
@@ -474,7 +513,11 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> Option<Cluste
         }
     }
     if c.cloud == Cloud::Gcp && c.gcp.is_none() {
-        ck.at(&path, "a gcp cluster needs `gcp: {project: ...}`", Some("the GCP project id".into()));
+        ck.at(
+            &path,
+            "a gcp cluster needs `gcp: {project: ...}`",
+            Some("the GCP project id".into()),
+        );
     }
     if c.cloud == Cloud::Azure && c.azure.is_none() {
         ck.at(
@@ -491,10 +534,9 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> Option<Cluste
         );
     }
     if let Some(v) = &c.kubernetes_version {
-        let ok = v
-            .as_str()
-            .split_once('.')
-            .is_some_and(|(a, b)| a == "1" && !b.is_empty() && b.bytes().all(|x| x.is_ascii_digit()));
+        let ok = v.as_str().split_once('.').is_some_and(|(a, b)| {
+            a == "1" && !b.is_empty() && b.bytes().all(|x| x.is_ascii_digit())
+        });
         if !ok {
             ck.at(
                 &join(&path, &[key("kubernetesVersion")]),
@@ -516,27 +558,33 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> Option<Cluste
         let ppath = join(&path, &[key("nodePools"), Seg::Index(i)]);
         ck.label(&join(&ppath, &[key("name")]), "node pool", &p.name);
         if seen.contains(&p.name.as_str()) {
-            ck.at(&join(&ppath, &[key("name")]), format!("node pool `{}` is defined twice", p.name), None);
+            ck.at(
+                &join(&ppath, &[key("name")]),
+                format!("node pool `{}` is defined twice", p.name),
+                None,
+            );
         }
         seen.push(&p.name);
-        if let Some(pool) = check_pool(ck, &ppath, c.cloud, p) {
-            pools.push(pool);
-        }
+        pools.push(check_pool(ck, &ppath, c.cloud, p));
     }
-    (ck.problems.len() == before).then(|| ClusterModel {
+    ClusterModel {
         name: name.to_string(),
         cloud: c.cloud,
         region: c.region.clone(),
         gcp_project: c.gcp.as_ref().map(|g| g.project.clone()),
         gcp_zone: c.gcp.as_ref().and_then(|g| g.zone.clone()),
         aws_vpc_id: c.aws.as_ref().and_then(|a| a.vpc_id.clone()),
-        aws_subnet_ids: c.aws.as_ref().map(|a| a.subnet_ids.clone()).unwrap_or_default(),
+        aws_subnet_ids: c
+            .aws
+            .as_ref()
+            .map(|a| a.subnet_ids.clone())
+            .unwrap_or_default(),
         azure_resource_group: c.azure.as_ref().map(|a| a.resource_group.clone()),
         kubernetes_version: c.kubernetes_version.as_ref().map(|v| v.0.clone()),
         node_pools: pools,
         context: c.context.clone(),
         distribution: c.distribution,
-    })
+    }
 }
 
 /// Checks a GPU request against the catalog and the platform; returns the catalog entry.
@@ -548,13 +596,21 @@ fn check_gpu(
     where_: &str,
 ) -> Option<(&'static Gpu, u32)> {
     let tpath = join(path, &[key("type")]);
-    let Some(gpu) = catalog::gpu(&req.kind) else {
-        let all: Vec<&str> = catalog::gpu_names().collect();
-        let hint = match closest(&req.kind, all.iter().copied()) {
+    let all: Vec<&str> = catalog::gpu_names().collect();
+    let Some(kind) = &req.kind else {
+        ck.at(
+            path,
+            "`gpu` needs a `type`",
+            Some(format!("GPU types: {}", all.join(", "))),
+        );
+        return None;
+    };
+    let Some(gpu) = catalog::gpu(kind) else {
+        let hint = match closest(kind, all.iter().copied()) {
             Some(c) => format!("did you mean `{c}`? GPU types: {}", all.join(", ")),
             None => format!("GPU types: {} (see `mldeploy gpus`)", all.join(", ")),
         };
-        ck.at(&tpath, format!("unknown GPU type `{}`", req.kind), Some(hint));
+        ck.at(&tpath, format!("unknown GPU type `{kind}`"), Some(hint));
         return None;
     };
     let count = match u32::try_from(req.count) {
@@ -578,7 +634,11 @@ fn check_gpu(
             .collect();
         ck.at(
             &tpath,
-            format!("GPU type `{}` is not offered on {}{where_}", gpu.name, cloud.name()),
+            format!(
+                "GPU type `{}` is not offered on {}{where_}",
+                gpu.name,
+                cloud.name()
+            ),
             Some(format!(
                 "{} is offered on: {}; {} offers: {}",
                 gpu.name,
@@ -592,13 +652,7 @@ fn check_gpu(
     Some((gpu, count))
 }
 
-fn check_pool(
-    ck: &mut Checker<'_>,
-    path: &[Seg],
-    cloud: Cloud,
-    p: &config::NodePool,
-) -> Option<Pool> {
-    let before = ck.problems.len();
+fn check_pool(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, p: &config::NodePool) -> Pool {
     let gpu = p
         .gpu
         .as_ref()
@@ -619,11 +673,20 @@ fn check_pool(
             Some(t) if offer.counts().contains(&count) => machine_type = Some(t.to_string()),
             _ => ck.at(
                 &join(path, &[key("gpu"), key("count")]),
-                format!("{} does not offer nodes with {count} × {}", cloud.name(), g.name),
+                format!(
+                    "{} does not offer nodes with {count} × {}",
+                    cloud.name(),
+                    g.name
+                ),
                 Some(format!(
                     "GPUs per node on {}: {}",
                     cloud.name(),
-                    offer.counts().iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                    offer
+                        .counts()
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             ),
         }
@@ -658,7 +721,10 @@ fn check_pool(
             Some(t) => machine_type = Some(t.name.to_string()),
             None if cloud != Cloud::Onprem => ck.at(
                 &join(path, &[key("machine")]),
-                format!("no general-purpose {} machine has {cpu} vCPUs and {mem} GiB", cloud.name()),
+                format!(
+                    "no general-purpose {} machine has {cpu} vCPUs and {mem} GiB",
+                    cloud.name()
+                ),
                 Some("set `machineType` to a raw cloud type".into()),
             ),
             None => {}
@@ -667,10 +733,18 @@ fn check_pool(
     let min = p.min.unwrap_or(if p.gpu.is_some() { 0 } else { 1 });
     let max = p.max.unwrap_or(min.max(1));
     if min < 0 {
-        ck.at(&join(path, &[key("min")]), format!("min must be 0 or more, not {min}"), None);
+        ck.at(
+            &join(path, &[key("min")]),
+            format!("min must be 0 or more, not {min}"),
+            None,
+        );
     }
     if max < 1 {
-        ck.at(&join(path, &[key("max")]), format!("max must be at least 1, not {max}"), None);
+        ck.at(
+            &join(path, &[key("max")]),
+            format!("max must be at least 1, not {max}"),
+            None,
+        );
     }
     if min > max {
         ck.at(
@@ -687,7 +761,7 @@ fn check_pool(
             Some("10 to 65536".into()),
         );
     }
-    (ck.problems.len() == before).then(|| Pool {
+    Pool {
         name: p.name.clone(),
         machine_type: machine_type.unwrap_or_default(),
         gpu: gpu.map(|(g, count)| GpuUse {
@@ -699,7 +773,7 @@ fn check_pool(
         max: u32::try_from(max).unwrap_or(0),
         spot: p.spot,
         disk_size_gb: u32::try_from(disk).unwrap_or(100),
-    })
+    }
 }
 
 /// The layers a model is built from, lowest first: defaults, the environment's defaults, the
@@ -713,7 +787,12 @@ impl<'a> EnvLayers<'a> {
     fn layers(&self, index: usize, name: Option<&str>) -> Vec<Vec<Seg>> {
         let mut out = vec![vec![key("defaults")]];
         if let Some(env) = self.env {
-            out.push(vec![key("environments"), key(env), key("overrides"), key("defaults")]);
+            out.push(vec![
+                key("environments"),
+                key(env),
+                key("overrides"),
+                key("defaults"),
+            ]);
         }
         out.push(vec![key("models"), Seg::Index(index)]);
         if let (Some(env), Some(name)) = (self.env, name) {
@@ -764,7 +843,11 @@ struct ModelCheck<'a> {
 impl ModelCheck<'_> {
     fn at(&mut self, rel: &[Seg], message: impl Into<String>, hint: Option<String>) {
         let loc = self.node.lookup(rel).loc;
-        let rel = if self.node.exists(rel) { rel.to_vec() } else { Vec::new() };
+        let rel = if self.node.exists(rel) {
+            rel.to_vec()
+        } else {
+            Vec::new()
+        };
         self.found.push((rel, loc, message.into(), hint));
     }
 }
@@ -788,12 +871,15 @@ fn resolve_models(
         let merged = layers.merged(index, name.as_deref());
         let spec: ModelSpec = match from_node(&merged) {
             Ok(s) => s,
-            Err(e) => {
-                let loc = e.loc.unwrap_or(merged.loc);
-                let path = layers.origin(index, name.as_deref(), &e.path, loc);
-                ck.problems.push(
-                    Problem::new(Some(loc), path_string(&path), e.message).maybe_hint(e.hint),
-                );
+            Err(_) => {
+                let mut merged = merged;
+                for e in all_errors::<ModelSpec>(&mut merged) {
+                    let loc = e.loc.unwrap_or(merged.loc);
+                    let path = layers.origin(index, name.as_deref(), &e.path, loc);
+                    ck.problems.push(
+                        Problem::new(Some(loc), path_string(&path), e.message).maybe_hint(e.hint),
+                    );
+                }
                 continue;
             }
         };
@@ -824,7 +910,11 @@ fn check_model(
     let source = match (&spec.image, spec.server, &spec.model_uri) {
         (Some(image), None, None) => {
             if image.trim().is_empty() || image.contains(char::is_whitespace) {
-                mc.at(&[key("image")], format!("`{image}` is not an image reference"), Some("e.g. registry.example.com/team/model:1.0".into()));
+                mc.at(
+                    &[key("image")],
+                    format!("`{image}` is not an image reference"),
+                    Some("e.g. registry.example.com/team/model:1.0".into()),
+                );
             }
             Some(Source::Image {
                 image: image.clone(),
@@ -836,7 +926,10 @@ fn check_model(
                 mc.at(
                     &[key("modelUri")],
                     format!("`{uri}` is not a model URI"),
-                    Some("e.g. gs://bucket/path, s3://bucket/path, https://…, pvc://claim/path".into()),
+                    Some(
+                        "e.g. gs://bucket/path, s3://bucket/path, https://…, pvc://claim/path"
+                            .into(),
+                    ),
                 );
             }
             Some(Source::Prepackaged {
@@ -849,12 +942,19 @@ fn check_model(
             mc.at(
                 &[key("image")],
                 "set either `image` or `server` + `modelUri`, not both",
-                Some("`image` is a custom container; `server` + `modelUri` a prepackaged server".into()),
+                Some(
+                    "`image` is a custom container; `server` + `modelUri` a prepackaged server"
+                        .into(),
+                ),
             );
             None
         }
         (None, Some(_), None) => {
-            mc.at(&[key("server")], "`server` needs `modelUri`", Some("where the model artifact lives, e.g. gs://bucket/model".into()));
+            mc.at(
+                &[key("server")],
+                "`server` needs `modelUri`",
+                Some("where the model artifact lives, e.g. gs://bucket/model".into()),
+            );
             None
         }
         (None, None, Some(_)) => {
@@ -875,18 +975,34 @@ fn check_model(
         }
     };
     if spec.port.is_some() && spec.image.is_none() {
-        mc.at(&[key("port")], "`port` applies to custom images", Some("prepackaged servers choose their own port".into()));
+        mc.at(
+            &[key("port")],
+            "`port` applies to custom images",
+            Some("prepackaged servers choose their own port".into()),
+        );
     }
     if spec.port == Some(0) {
-        mc.at(&[key("port")], "port 0 is not a valid port", Some("1 to 65535".into()));
+        mc.at(
+            &[key("port")],
+            "port 0 is not a valid port",
+            Some("1 to 65535".into()),
+        );
     }
     if spec.storage_secret.is_some() && spec.model_uri.is_none() {
-        mc.at(&[key("storageSecret")], "`storageSecret` applies to `modelUri`", None);
+        mc.at(
+            &[key("storageSecret")],
+            "`storageSecret` applies to `modelUri`",
+            None,
+        );
     }
     if let Some(s) = &spec.storage_secret
         && let Err(e) = names::dns_subdomain(s)
     {
-        mc.at(&[key("storageSecret")], format!("Secret name `{s}` {e}"), None);
+        mc.at(
+            &[key("storageSecret")],
+            format!("Secret name `{s}` {e}"),
+            None,
+        );
     }
 
     let runtime = spec.runtime.unwrap_or(match source {
@@ -903,20 +1019,31 @@ fn check_model(
 
     let replicas = spec.replicas.unwrap_or(1);
     if replicas < 0 {
-        mc.at(&[key("replicas")], format!("replicas must be 0 or more, not {replicas}"), None);
+        mc.at(
+            &[key("replicas")],
+            format!("replicas must be 0 or more, not {replicas}"),
+            None,
+        );
     }
 
     let mut quantity = |field: &str, default: &str, what: &str| -> String {
-        let value = spec
-            .resources
-            .as_ref()
-            .and_then(|r| if field == "cpu" { r.cpu.clone() } else { r.memory.clone() });
+        let value = spec.resources.as_ref().and_then(|r| {
+            if field == "cpu" {
+                r.cpu.clone()
+            } else {
+                r.memory.clone()
+            }
+        });
         match value {
             None => default.to_string(),
             Some(v) => {
                 match Quantity::parse(v.as_str()) {
                     Some(q) if q.value > 0.0 => {}
-                    Some(_) => mc.at(&[key("resources"), key(field)], format!("{what} must be more than 0"), None),
+                    Some(_) => mc.at(
+                        &[key("resources"), key(field)],
+                        format!("{what} must be more than 0"),
+                        None,
+                    ),
                     None => mc.at(
                         &[key("resources"), key(field)],
                         format!("`{v}` is not a {what} quantity"),
@@ -937,13 +1064,16 @@ fn check_model(
             let where_ = cluster
                 .map(|c| format!(" (cluster `{}` of environment `{env_name}`)", c.name))
                 .unwrap_or_default();
-            let mut gck = Checker { root: mc.node, problems: Vec::new() };
+            let mut gck = Checker {
+                root: mc.node,
+                problems: Vec::new(),
+            };
             let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_);
             for p in gck.problems {
-                let rel = if p.path.ends_with("count") {
-                    vec![key("gpu"), key("count")]
-                } else {
-                    vec![key("gpu"), key("type")]
+                let rel = match p.path.rsplit('.').next() {
+                    Some("count") => vec![key("gpu"), key("count")],
+                    Some("type") => vec![key("gpu"), key("type")],
+                    _ => vec![key("gpu")],
                 };
                 mc.at(&rel, p.message, p.hint);
             }
@@ -991,7 +1121,11 @@ fn check_model(
     let mut env = BTreeMap::new();
     for (k, v) in spec.env.iter().flatten() {
         if let Err(e) = names::env_name(k) {
-            mc.at(&[key("env"), key(k)], format!("environment variable name `{k}` {e}"), None);
+            mc.at(
+                &[key("env"), key(k)],
+                format!("environment variable name `{k}` {e}"),
+                None,
+            );
         }
         env.insert(k.clone(), v.0.clone());
     }
@@ -999,39 +1133,69 @@ fn check_model(
     for (i, s) in secret_env.iter().enumerate() {
         let base = [key("secretEnv"), Seg::Index(i)];
         if let Err(e) = names::env_name(&s.name) {
-            mc.at(&join(&base, &[key("name")]), format!("environment variable name `{}` {e}", s.name), None);
+            mc.at(
+                &join(&base, &[key("name")]),
+                format!("environment variable name `{}` {e}", s.name),
+                None,
+            );
         }
         if env.contains_key(&s.name) || secret_env[..i].iter().any(|o| o.name == s.name) {
-            mc.at(&join(&base, &[key("name")]), format!("environment variable `{}` is set twice", s.name), None);
+            mc.at(
+                &join(&base, &[key("name")]),
+                format!("environment variable `{}` is set twice", s.name),
+                None,
+            );
         }
         if let Err(e) = names::dns_subdomain(&s.secret) {
-            mc.at(&join(&base, &[key("secret")]), format!("Secret name `{}` {e}", s.secret), None);
+            mc.at(
+                &join(&base, &[key("secret")]),
+                format!("Secret name `{}` {e}", s.secret),
+                None,
+            );
         }
         if let Err(e) = names::secret_key(&s.key) {
-            mc.at(&join(&base, &[key("key")]), format!("Secret key `{}` {e}", s.key), None);
+            mc.at(
+                &join(&base, &[key("key")]),
+                format!("Secret key `{}` {e}", s.key),
+                None,
+            );
         }
     }
 
-    let autoscale = spec.autoscale.as_ref().map(|a| {
+    let autoscale = spec.autoscale.as_ref().and_then(|a| {
+        let (Some(min), Some(max)) = (a.min, a.max) else {
+            mc.at(
+                &[key("autoscale")],
+                "`autoscale` needs `min` and `max`",
+                Some("autoscale: {min: 1, max: 4, cpuUtilization: 70}".into()),
+            );
+            return None;
+        };
+        let a = (min, max, a.cpu_utilization);
         let floor = if runtime == Runtime::Kserve { 0 } else { 1 };
-        if a.min < floor {
+        let (min, max, target) = a;
+        if min < floor {
             mc.at(
                 &[key("autoscale"), key("min")],
-                format!("autoscale.min must be at least {floor}, not {}", a.min),
+                format!("autoscale.min must be at least {floor}, not {min}"),
                 (floor == 1).then(|| "only runtime `kserve` scales to zero".to_string()),
             );
         }
-        if a.max < 1 {
-            mc.at(&[key("autoscale"), key("max")], format!("autoscale.max must be at least 1, not {}", a.max), None);
+        if max < 1 {
+            mc.at(
+                &[key("autoscale"), key("max")],
+                format!("autoscale.max must be at least 1, not {max}"),
+                None,
+            );
         }
-        if a.min > a.max {
+        if min > max {
             mc.at(
                 &[key("autoscale"), key("min")],
-                format!("autoscale.min ({}) is larger than autoscale.max ({})", a.min, a.max),
+                format!("autoscale.min ({min}) is larger than autoscale.max ({max})"),
                 Some("min ≤ max".into()),
             );
         }
-        let target = a.cpu_utilization.unwrap_or(i64::from(DEFAULT_CPU_UTILIZATION));
+        let target = target.unwrap_or(i64::from(DEFAULT_CPU_UTILIZATION));
         if !(1..=100).contains(&target) {
             mc.at(
                 &[key("autoscale"), key("cpuUtilization")],
@@ -1039,21 +1203,33 @@ fn check_model(
                 None,
             );
         }
-        Autoscale {
-            min: u32::try_from(a.min).unwrap_or(0),
-            max: u32::try_from(a.max).unwrap_or(0),
+        Some(Autoscale {
+            min: u32::try_from(min).unwrap_or(0),
+            max: u32::try_from(max).unwrap_or(0),
             cpu_utilization: u32::try_from(target).unwrap_or(DEFAULT_CPU_UTILIZATION),
-        }
+        })
     });
 
     let canary = spec.canary.as_ref().and_then(|c| {
-        if !(0..=100).contains(&c.traffic) {
-            mc.at(
-                &[key("canary"), key("traffic")],
-                format!("canary traffic must be 0 to 100 (percent), not {}", c.traffic),
-                None,
-            );
-        }
+        let traffic = match c.traffic {
+            Some(t) if (0..=100).contains(&t) => t,
+            Some(t) => {
+                mc.at(
+                    &[key("canary"), key("traffic")],
+                    format!("canary traffic must be 0 to 100 (percent), not {t}"),
+                    None,
+                );
+                0
+            }
+            None => {
+                mc.at(
+                    &[key("canary")],
+                    "`canary` needs `traffic` (percent)",
+                    Some("canary: {image: registry/repo:new-tag, traffic: 10}".into()),
+                );
+                0
+            }
+        };
         if runtime == Runtime::Deployment {
             mc.at(
                 &[key("canary")],
@@ -1066,13 +1242,19 @@ fn check_model(
                 image: image.clone(),
                 port: *port,
             }),
-            (Some(Source::Prepackaged { server, storage_secret, .. }), None, Some(uri)) => {
+            (
                 Some(Source::Prepackaged {
-                    server: *server,
-                    model_uri: uri.clone(),
-                    storage_secret: storage_secret.clone(),
-                })
-            }
+                    server,
+                    storage_secret,
+                    ..
+                }),
+                None,
+                Some(uri),
+            ) => Some(Source::Prepackaged {
+                server: *server,
+                model_uri: uri.clone(),
+                storage_secret: storage_secret.clone(),
+            }),
             (Some(Source::Image { .. }), _, _) => {
                 mc.at(
                     &[key("canary")],
@@ -1093,7 +1275,7 @@ fn check_model(
         };
         src.map(|source| Canary {
             source,
-            traffic: u32::try_from(c.traffic).unwrap_or(0),
+            traffic: u32::try_from(traffic).unwrap_or(0),
         })
     });
 

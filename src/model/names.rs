@@ -10,7 +10,10 @@ pub fn dns_label(name: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > 63 {
-        return Err(format!("is {} characters; at most 63 are allowed", name.len()));
+        return Err(format!(
+            "is {} characters; at most 63 are allowed",
+            name.len()
+        ));
     }
     if !name
         .bytes()
@@ -42,8 +45,8 @@ pub fn dns_subdomain(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 253 {
         return Err("must be 1 to 253 characters".into());
     }
-    for part in name.split('.') {
-        dns_label(part).map_err(|e| format!("each dot-separated part {e}"))?;
+    if name.split('.').any(|part| dns_label(part).is_err()) {
+        return Err("must be lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit".into());
     }
     Ok(())
 }
@@ -57,7 +60,9 @@ fn label_name(s: &str) -> Result<(), String> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     let ends = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
     if !ok || !ends(s.as_bytes().first()) || !ends(s.as_bytes().last()) {
-        return Err("must be alphanumerics, '-', '_' or '.', starting and ending alphanumeric".into());
+        return Err(
+            "must be alphanumerics, '-', '_' or '.', starting and ending alphanumeric".into(),
+        );
     }
     Ok(())
 }

@@ -86,7 +86,9 @@ mod tests {
         assert_eq!(v("1E"), Some(1e18));
         assert_eq!(v("-1"), Some(-1.0));
         assert_eq!(v(".5"), Some(0.5));
-        for bad in ["", "m", "1gb", "1 Gi", "abc", "1..2", "1e", "Gi", "1GiB", "0x10"] {
+        for bad in [
+            "", "m", "1gb", "1 Gi", "abc", "1..2", "1e", "Gi", "1GiB", "0x10",
+        ] {
             assert_eq!(v(bad), None, "{bad:?}");
         }
     }
