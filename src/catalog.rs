@@ -7,6 +7,7 @@ use crate::config::Cloud;
 
 /// A GPU type that models and node pools can ask for.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Gpu {
     /// Catalog name used in configs (`t4`).
     pub name: &'static str,
@@ -20,6 +21,7 @@ pub struct Gpu {
 
 /// How one platform provides a GPU type.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Offer {
     /// The platform.
     pub cloud: Cloud,
@@ -33,35 +35,56 @@ pub struct Offer {
 
 /// How GPU pods are scheduled on a platform (DESIGN.md, "Scheduling per platform").
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Scheduling {
     /// The platform.
     pub cloud: Cloud,
     /// Node label that selects a GPU type; its value is the offer's `accelerator`.
     pub node_label: &'static str,
-    /// Taint on GPU nodes (`key=value:Effect`) that GPU pods tolerate.
-    pub taint: Option<(&'static str, &'static str, &'static str)>,
+    /// Taint on GPU nodes that GPU pods tolerate.
+    pub taint: Option<Taint>,
     /// Whether the NVIDIA device plugin must be installed as an add-on.
     pub needs_device_plugin: bool,
 }
+
+/// A node taint (`key=value:effect`).
+#[derive(Debug, Serialize)]
+pub struct Taint {
+    /// Key.
+    pub key: &'static str,
+    /// Value.
+    pub value: &'static str,
+    /// Effect (`NoSchedule`).
+    pub effect: &'static str,
+}
+
+const GPU_TAINT: Taint = Taint {
+    key: "nvidia.com/gpu",
+    value: "true",
+    effect: "NoSchedule",
+};
 
 /// Scheduling rules per platform.
 pub const SCHEDULING: &[Scheduling] = &[
     Scheduling {
         cloud: Cloud::Gcp,
         node_label: "cloud.google.com/gke-accelerator",
-        taint: Some(("nvidia.com/gpu", "present", "NoSchedule")),
+        taint: Some(Taint {
+            value: "present",
+            ..GPU_TAINT
+        }),
         needs_device_plugin: false,
     },
     Scheduling {
         cloud: Cloud::Aws,
         node_label: "k8s.amazonaws.com/accelerator",
-        taint: Some(("nvidia.com/gpu", "true", "NoSchedule")),
+        taint: Some(GPU_TAINT),
         needs_device_plugin: true,
     },
     Scheduling {
         cloud: Cloud::Azure,
         node_label: "mldeploy.io/accelerator",
-        taint: Some(("nvidia.com/gpu", "true", "NoSchedule")),
+        taint: Some(GPU_TAINT),
         needs_device_plugin: true,
     },
     Scheduling {
@@ -277,6 +300,7 @@ pub const GPUS: &[Gpu] = &[
 
 /// A general-purpose machine type.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MachineType {
     /// Cloud name of the type.
     pub name: &'static str,

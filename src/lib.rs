@@ -1,15 +1,18 @@
 //! mldeploy: deploy ML models to GPU Kubernetes clusters from one project config.
 //!
 //! The pipeline reads top to bottom: [`config`] (parse, strict, spans) → [`model`] (resolve
-//! defaults and overrides, check everything, GPU [`catalog`]) → render → bundle → gitops | cluster.
+//! defaults and overrides, check everything, GPU [`catalog`]) → [`render`] (templates) →
+//! [`bundle`] (objects in apply order, Terraform files) → gitops | cluster.
 //! [`commands`] holds one module per verb; [`cli`] the argument types.
 
+pub mod bundle;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diag;
 pub mod model;
+pub mod render;
 pub mod suggest;
 
 use clap::Parser;

@@ -22,7 +22,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
     for s in SCHEDULING {
         let taint = s
             .taint
-            .map(|(k, v, e)| format!("taint {k}={v}:{e} (tolerated)"))
+            .as_ref()
+            .map(|t| format!("taint {}={}:{} (tolerated)", t.key, t.value, t.effect))
             .unwrap_or_else(|| "no taint".into());
         let plugin = if s.needs_device_plugin {
             "NVIDIA device plugin required"

@@ -3,7 +3,9 @@
 
 mod gpus;
 mod init;
+mod render;
 mod schema;
+mod templates;
 mod validate;
 
 use std::io::IsTerminal;
@@ -77,6 +79,27 @@ impl Error {
     }
 }
 
+impl From<crate::render::RenderError> for Error {
+    fn from(e: crate::render::RenderError) -> Self {
+        use crate::render::RenderError as R;
+        let hint = match &e {
+            R::Env { hint, .. } => Some(hint.clone()),
+            R::Template {
+                location: Some(_), ..
+            } => Some("fix the template, or delete it to use the built-in again".into()),
+            R::Template { .. } | R::InvalidYaml { .. } | R::NotAnObject { .. } => {
+                Some("a built-in template failed: please report this".into())
+            }
+            R::Duplicate { .. } => Some("rename or remove one of the templates".into()),
+            R::Io { .. } => None,
+        };
+        Error::Message {
+            message: e.to_string(),
+            hint,
+        }
+    }
+}
+
 impl From<Report> for Error {
     fn from(r: Report) -> Self {
         Error::Report(r)
@@ -96,16 +119,14 @@ pub fn run(cli: Cli) -> i32 {
             clap_complete::generate(args.shell, &mut cmd, "mldeploy", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        Command::Render(_) => Err(Error::NotImplemented { command: "render" }),
+        Command::Render(args) => render::run(&ctx, args),
         Command::Diff => Err(Error::NotImplemented { command: "diff" }),
         Command::Apply(_) => Err(Error::NotImplemented { command: "apply" }),
         Command::Status => Err(Error::NotImplemented { command: "status" }),
         Command::Delete(_) => Err(Error::NotImplemented { command: "delete" }),
         Command::Gitops(_) => Err(Error::NotImplemented { command: "gitops" }),
         Command::Infra(_) => Err(Error::NotImplemented { command: "infra" }),
-        Command::Templates(_) => Err(Error::NotImplemented {
-            command: "templates",
-        }),
+        Command::Templates(args) => templates::run(&ctx, &args.action),
     };
     match result {
         Ok(code) => code,
@@ -133,7 +154,7 @@ fn report_error(ctx: &Ctx, e: &Error) {
     match e {
         Error::Report(r) => eprint!("{}", r.render(ctx.color)),
         Error::NotImplemented { command } => eprintln!(
-            "error: `mldeploy {command}` is not implemented yet\n  help: `validate`, `init`, `gpus`, `schema` and `completions` work today"
+            "error: `mldeploy {command}` is not implemented yet\n  help: `init`, `validate`, `render`, `templates`, `gpus`, `schema` and `completions` work today"
         ),
         Error::Message { message, hint } => {
             eprintln!("error: {message}");

@@ -1,0 +1,254 @@
+//! The bundle: everything one environment renders to — Kubernetes objects in apply order and
+//! Terraform files — each parsed back and checked, ready to write, diff or apply.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::render::RenderError;
+
+/// First line of every file mldeploy writes, so a later run knows which files are its own.
+pub const HEADER: &str = "# Rendered by mldeploy";
+
+/// A Kubernetes object.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Apply group (0 CRDs … 7 monitoring); lower groups go first.
+    pub group: u8,
+    /// apiVersion.
+    pub api_version: String,
+    /// kind.
+    pub kind: String,
+    /// metadata.name.
+    pub name: String,
+    /// metadata.namespace, if set.
+    pub namespace: Option<String>,
+    /// Template it came from.
+    pub template: String,
+    /// The document as rendered.
+    pub text: String,
+    /// The document parsed.
+    pub object: Value,
+}
+
+/// A Terraform file.
+#[derive(Debug, Clone)]
+pub struct TfFile {
+    /// File name (`main.tf`).
+    pub file: String,
+    /// Template it came from.
+    pub template: String,
+    /// Contents.
+    pub text: String,
+}
+
+/// One environment's rendered output.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Objects in apply order.
+    pub manifests: Vec<Manifest>,
+    /// Terraform files by name.
+    pub terraform: Vec<TfFile>,
+}
+
+/// Apply order by kind (DESIGN.md): CRDs → Namespaces → ServiceAccounts/RBAC → ConfigMaps/Secrets
+/// → Services → workloads → custom resources → monitoring.
+pub fn group(kind: &str) -> u8 {
+    match kind {
+        "CustomResourceDefinition" => 0,
+        "Namespace" => 1,
+        "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 2,
+        "ConfigMap" | "Secret" => 3,
+        "Service" => 4,
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "HorizontalPodAutoscaler"
+        | "PodDisruptionBudget" => 5,
+        "ServiceMonitor" | "PodMonitor" | "PrometheusRule" => 7,
+        _ => 6,
+    }
+}
+
+/// Splits a template's output into documents and parses each back. Values are quoted by the
+/// templates' autoescape, so a line that is exactly `---` can only come from the template itself.
+pub fn parse_objects(template: &str, text: &str) -> Result<Vec<Manifest>, RenderError> {
+    let mut out = Vec::new();
+    let mut doc = String::new();
+    let mut docs = Vec::new();
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(std::mem::take(&mut doc));
+        } else {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs.push(doc);
+    for doc in docs {
+        if doc
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        let object: Value = serde_saphyr::from_str(&doc).map_err(|e| RenderError::InvalidYaml {
+            name: template.to_string(),
+            message: format!("{e}\n--- rendered document ---\n{doc}"),
+        })?;
+        let field = |v: &Value, path: &[&str]| -> Option<String> {
+            let mut cur = v;
+            for p in path {
+                cur = cur.get(p)?;
+            }
+            cur.as_str().map(str::to_string)
+        };
+        let missing = |what: &str| RenderError::NotAnObject {
+            name: template.to_string(),
+            message: format!("it has no {what}\n--- rendered document ---\n{doc}"),
+        };
+        if !object.is_object() {
+            return Err(missing("mapping at the top level"));
+        }
+        let api_version = field(&object, &["apiVersion"]).ok_or_else(|| missing("apiVersion"))?;
+        let kind = field(&object, &["kind"]).ok_or_else(|| missing("kind"))?;
+        let name = field(&object, &["metadata", "name"]).ok_or_else(|| missing("metadata.name"))?;
+        let namespace = field(&object, &["metadata", "namespace"]);
+        let text = doc.trim_matches('\n').to_string() + "\n";
+        out.push(Manifest {
+            group: group(&kind),
+            api_version,
+            kind,
+            name,
+            namespace,
+            template: template.to_string(),
+            text,
+            object,
+        });
+    }
+    Ok(out)
+}
+
+impl Bundle {
+    /// Orders the objects for apply and checks that none is rendered twice.
+    pub fn new(
+        mut manifests: Vec<Manifest>,
+        mut terraform: Vec<TfFile>,
+    ) -> Result<Self, RenderError> {
+        manifests.sort_by(|a, b| {
+            (a.group, &a.kind, &a.namespace, &a.name).cmp(&(
+                b.group,
+                &b.kind,
+                &b.namespace,
+                &b.name,
+            ))
+        });
+        for pair in manifests.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if a.kind == b.kind && a.namespace == b.namespace && a.name == b.name {
+                return Err(RenderError::Duplicate {
+                    kind: a.kind.clone(),
+                    name: a.name.clone(),
+                    first: a.template.clone(),
+                    second: b.template.clone(),
+                });
+            }
+        }
+        terraform.sort_by(|a, b| a.file.cmp(&b.file));
+        for pair in terraform.windows(2) {
+            if pair[0].file == pair[1].file {
+                return Err(RenderError::Duplicate {
+                    kind: "Terraform file".into(),
+                    name: pair[0].file.clone(),
+                    first: pair[0].template.clone(),
+                    second: pair[1].template.clone(),
+                });
+            }
+        }
+        Ok(Bundle {
+            manifests,
+            terraform,
+        })
+    }
+
+    /// The file name of a manifest: sorted names give the apply order.
+    pub fn manifest_file(m: &Manifest) -> String {
+        format!("{:02}-{}-{}.yaml", m.group, m.kind.to_lowercase(), m.name)
+    }
+
+    /// The manifests as one multi-document YAML stream.
+    pub fn to_stream(&self) -> String {
+        let mut out = String::new();
+        for m in &self.manifests {
+            out.push_str("---\n# Source: ");
+            out.push_str(&m.template);
+            out.push('\n');
+            out.push_str(&m.text);
+        }
+        out
+    }
+
+    /// Every file of the bundle: (relative path, contents), sorted.
+    pub fn files(&self) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = self
+            .manifests
+            .iter()
+            .map(|m| {
+                (
+                    format!("manifests/{}", Self::manifest_file(m)),
+                    format!(
+                        "{HEADER} from {}. Edit mldeploy.yaml, not this file.\n{}",
+                        m.template, m.text
+                    ),
+                )
+            })
+            .chain(self.terraform.iter().map(|t| {
+                (
+                    format!("terraform/{}", t.file),
+                    format!(
+                        "{HEADER} from {}. Edit mldeploy.yaml, not this file.\n{}",
+                        t.template, t.text
+                    ),
+                )
+            }))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Writes the bundle under `dir` (`manifests/`, `terraform/`) and removes files an earlier
+    /// render wrote there that are no longer rendered. Files without mldeploy's header are never
+    /// touched. Returns the paths written.
+    pub fn write_to(&self, dir: &Path) -> Result<Vec<String>, RenderError> {
+        let io = |path: &Path, e: std::io::Error| RenderError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let files = self.files();
+        for sub in ["manifests", "terraform"] {
+            let folder = dir.join(sub);
+            std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
+            let entries = std::fs::read_dir(&folder).map_err(|e| io(&folder, e))?;
+            for entry in entries {
+                let path = entry.map_err(|e| io(&folder, e))?.path();
+                let rel = format!(
+                    "{sub}/{}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                );
+                let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(HEADER));
+                if ours && !files.iter().any(|(p, _)| *p == rel) {
+                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                }
+            }
+        }
+        for (rel, text) in &files {
+            let path = dir.join(rel);
+            if std::fs::read_to_string(&path).is_ok_and(|old| old == *text) {
+                continue;
+            }
+            std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        }
+        Ok(files.into_iter().map(|(p, _)| p).collect())
+    }
+}

@@ -1,0 +1,481 @@
+//! The fully resolved context templates receive. All logic lives here (names, labels, selectors,
+//! GPU scheduling per platform, machine types, runtime specifics); templates only lay it out.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::catalog;
+use crate::config::{Cloud, Distribution, Runtime, Server};
+use crate::model::{ClusterModel, Env, Model, Project, Source};
+
+/// Label values are limited to 63 characters.
+const MAX_LABEL: usize = 63;
+
+/// What every template of an environment sees.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvContext<'a> {
+    /// Project name and labels.
+    pub project: ProjectCtx<'a>,
+    /// Environment.
+    pub env: EnvCtx<'a>,
+    /// The environment's cluster.
+    pub cluster: &'a ClusterModel,
+    /// Labels for environment-level objects.
+    pub labels: BTreeMap<String, String>,
+    /// Monitoring switches.
+    pub monitoring: crate::model::Monitoring,
+    /// Every model of the environment.
+    pub models: Vec<ModelCtx>,
+}
+
+/// Project data.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectCtx<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// User labels.
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+/// Environment data.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvCtx<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// ServiceAccount the model pods run as.
+    pub service_account: &'a str,
+}
+
+/// One model, ready to lay out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCtx {
+    /// Object name.
+    pub name: String,
+    /// Runtime name (`seldon`, `seldon-v2`, `kserve`, `deployment`).
+    pub runtime: &'static str,
+    /// Custom image, if any.
+    pub image: Option<String>,
+    /// Container port of a custom image.
+    pub port: Option<u16>,
+    /// Prepackaged server, if any.
+    pub server: Option<ServerCtx>,
+    /// Model artifact URI.
+    pub model_uri: Option<String>,
+    /// Secret with storage credentials.
+    pub storage_secret: Option<String>,
+    /// ServiceAccount that carries the storage Secret (KServe reads credentials through it).
+    pub storage_service_account: Option<String>,
+    /// Desired (or minimum) replicas.
+    pub replicas: u32,
+    /// Requests (and limits) as Kubernetes quantities.
+    pub resources: ResourcesCtx,
+    /// Labels of every object of the model.
+    pub labels: BTreeMap<String, String>,
+    /// The subset that selects the model's pods.
+    pub selector: BTreeMap<String, String>,
+    /// Where GPU pods go.
+    pub scheduling: SchedulingCtx,
+    /// Plain environment variables, sorted by name.
+    pub env: Vec<EnvVar>,
+    /// Variables from Secrets, in config order.
+    pub secret_env: Vec<crate::config::SecretEnv>,
+    /// Autoscaling.
+    pub autoscale: Option<crate::model::Autoscale>,
+    /// Canary.
+    pub canary: Option<CanaryCtx>,
+    /// Whether a PodDisruptionBudget is worth having (more than one replica at all times).
+    pub disruption_budget: bool,
+    /// How Prometheus finds the model's metrics endpoint.
+    pub metrics: MetricsCtx,
+}
+
+/// Runtime-specific names of a prepackaged server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerCtx {
+    /// Config name (`xgboost`).
+    pub name: &'static str,
+    /// Seldon Core v1 `implementation`.
+    pub seldon_implementation: &'static str,
+    /// KServe `modelFormat.name`.
+    pub kserve_format: &'static str,
+    /// Seldon Core v2 `requirements`.
+    pub seldon_v2_requirements: &'static [&'static str],
+}
+
+/// CPU, memory and GPUs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesCtx {
+    /// CPU quantity.
+    pub cpu: String,
+    /// Memory quantity.
+    pub memory: String,
+    /// GPUs per replica (as a quantity string), if any.
+    pub gpu: Option<String>,
+    /// GPU catalog type, if any.
+    pub gpu_type: Option<&'static str>,
+}
+
+/// Node selection for a pod.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingCtx {
+    /// nodeSelector.
+    pub node_selector: BTreeMap<String, String>,
+    /// tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// runtimeClassName (`nvidia` on k3s).
+    pub runtime_class: Option<&'static str>,
+}
+
+/// A toleration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Toleration {
+    /// Taint key.
+    pub key: &'static str,
+    /// `Exists` or `Equal`.
+    pub operator: &'static str,
+    /// Taint effect.
+    pub effect: &'static str,
+}
+
+/// An environment variable.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// The canary version.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryCtx {
+    /// Object name of the canary (`<model>-canary`).
+    pub name: String,
+    /// New image (image models).
+    pub image: Option<String>,
+    /// New artifact (server models).
+    pub model_uri: Option<String>,
+    /// Percent of traffic.
+    pub traffic: u32,
+    /// Percent left for the main version.
+    pub main_traffic: u32,
+}
+
+/// Where metrics are scraped.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsCtx {
+    /// Labels of the Service that exposes metrics.
+    pub service_selector: BTreeMap<String, String>,
+    /// Port name on that Service.
+    pub port: &'static str,
+    /// Path.
+    pub path: &'static str,
+}
+
+/// What Terraform templates of a cluster see.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterContext<'a> {
+    /// Project name and labels.
+    pub project: ProjectCtx<'a>,
+    /// The cluster.
+    pub cluster: &'a ClusterModel,
+    /// How GPU pods are scheduled on this platform.
+    pub scheduling: &'static catalog::Scheduling,
+    /// Platform add-ons to install.
+    pub addons: Addons,
+    /// Node pools that carry GPUs, with their node label value and taint.
+    pub gpu_pools: Vec<&'a crate::model::Pool>,
+    /// Namespaces of the environments on this cluster.
+    pub namespaces: Vec<&'a str>,
+    /// Whether this is a k3s cluster (GPU pods need the nvidia RuntimeClass).
+    pub k3s: bool,
+}
+
+/// Platform add-ons a cluster needs, from every environment that runs on it.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Addons {
+    /// Seldon Core v1 operator.
+    pub seldon: bool,
+    /// Seldon Core v2.
+    pub seldon_v2: bool,
+    /// KServe (with cert-manager).
+    pub kserve: bool,
+    /// kube-prometheus-stack.
+    pub prometheus: bool,
+    /// NVIDIA device plugin (platforms without a managed one, when GPUs are used).
+    pub device_plugin: bool,
+}
+
+/// Runtime-specific names of each prepackaged server.
+pub fn server(s: Server) -> ServerCtx {
+    let (seldon_implementation, kserve_format, seldon_v2_requirements): (
+        _,
+        _,
+        &'static [&'static str],
+    ) = match s {
+        Server::Sklearn => ("SKLEARN_SERVER", "sklearn", &["sklearn"]),
+        Server::Xgboost => ("XGBOOST_SERVER", "xgboost", &["xgboost"]),
+        Server::Mlflow => ("MLFLOW_SERVER", "mlflow", &["mlflow"]),
+        Server::Tensorflow => ("TENSORFLOW_SERVER", "tensorflow", &["tensorflow"]),
+        Server::Triton => ("TRITON_SERVER", "triton", &["triton"]),
+        Server::Huggingface => ("HUGGINGFACE_SERVER", "huggingface", &["huggingface"]),
+    };
+    ServerCtx {
+        name: s.name(),
+        seldon_implementation,
+        kserve_format,
+        seldon_v2_requirements,
+    }
+}
+
+/// A label value of at most 63 characters: `value` itself, or a prefix plus a stable hash.
+pub fn label_value(value: &str) -> String {
+    if value.len() <= MAX_LABEL {
+        return value.to_string();
+    }
+    // FNV-1a: stable across runs and platforms (std's hasher is not).
+    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let prefix: String = value.chars().take(MAX_LABEL - 9).collect();
+    format!("{}-{:08x}", prefix.trim_end_matches('-'), hash as u32)
+}
+
+/// Labels on every object of an environment: the user's, then ours (ours win).
+fn common_labels(p: &Project, env: &Env) -> BTreeMap<String, String> {
+    let mut labels = p.labels.clone();
+    labels.insert("app.kubernetes.io/part-of".into(), p.name.clone());
+    labels.insert("app.kubernetes.io/managed-by".into(), "mldeploy".into());
+    labels.insert("mldeploy.io/environment".into(), env.name.clone());
+    labels
+}
+
+/// Builds the context of one environment.
+pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
+    let cluster = &p.clusters[&env.cluster];
+    let mut labels = common_labels(p, env);
+    labels.insert("app.kubernetes.io/name".into(), p.name.clone());
+    labels.insert(
+        "app.kubernetes.io/instance".into(),
+        label_value(&format!("{}-{}", p.name, env.name)),
+    );
+    EnvContext {
+        project: ProjectCtx {
+            name: &p.name,
+            labels: &p.labels,
+        },
+        env: EnvCtx {
+            name: &env.name,
+            namespace: &env.namespace,
+            service_account: &p.name,
+        },
+        cluster,
+        labels,
+        monitoring: p.monitoring,
+        models: env
+            .models
+            .iter()
+            .map(|m| model_context(p, env, cluster, m))
+            .collect(),
+    }
+}
+
+fn scheduling(cluster: &ClusterModel, m: &Model) -> SchedulingCtx {
+    let Some(gpu) = &m.gpu else {
+        return SchedulingCtx::default();
+    };
+    let rules = catalog::scheduling(cluster.cloud);
+    let mut node_selector = BTreeMap::new();
+    if let Some(accelerator) = gpu.accelerator {
+        node_selector.insert(rules.node_label.to_string(), accelerator.to_string());
+    }
+    SchedulingCtx {
+        node_selector,
+        tolerations: rules
+            .taint
+            .as_ref()
+            .map(|t| Toleration {
+                key: t.key,
+                operator: "Exists",
+                effect: t.effect,
+            })
+            .into_iter()
+            .collect(),
+        runtime_class: (cluster.cloud == Cloud::Onprem
+            && cluster.distribution == Some(Distribution::K3s))
+        .then_some("nvidia"),
+    }
+}
+
+fn metrics(runtime: Runtime, name: &str, selector: &BTreeMap<String, String>) -> MetricsCtx {
+    let one = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+    match runtime {
+        Runtime::Deployment => MetricsCtx {
+            service_selector: selector.clone(),
+            port: "http",
+            path: "/metrics",
+        },
+        // Seldon Core v1 labels the Services it creates with the deployment id.
+        Runtime::Seldon => MetricsCtx {
+            service_selector: one("seldon-deployment-id", name),
+            port: "http",
+            path: "/prometheus",
+        },
+        // Seldon Core v2 serves models from shared Servers; their metrics are per server.
+        Runtime::SeldonV2 => MetricsCtx {
+            service_selector: one("app.kubernetes.io/name", "mlserver"),
+            port: "metrics",
+            path: "/metrics",
+        },
+        Runtime::Kserve => MetricsCtx {
+            service_selector: one("serving.kserve.io/inferenceservice", name),
+            port: "http",
+            path: "/metrics",
+        },
+    }
+}
+
+fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> ModelCtx {
+    let mut labels = common_labels(p, env);
+    let instance = label_value(&format!("{}-{}", m.name, env.name));
+    let selector = BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), m.name.clone()),
+        ("app.kubernetes.io/instance".to_string(), instance),
+    ]);
+    labels.extend(selector.clone());
+    labels.insert("mldeploy.io/runtime".into(), m.runtime.name().into());
+    let (image, port, server_ctx, model_uri, storage_secret) = match &m.source {
+        Source::Image { image, port } => (Some(image.clone()), Some(*port), None, None, None),
+        Source::Prepackaged {
+            server: s,
+            model_uri,
+            storage_secret,
+        } => (
+            None,
+            None,
+            Some(server(*s)),
+            Some(model_uri.clone()),
+            storage_secret.clone(),
+        ),
+    };
+    let canary = m.canary.as_ref().map(|c| {
+        let (image, model_uri) = match &c.source {
+            Source::Image { image, .. } => (Some(image.clone()), None),
+            Source::Prepackaged { model_uri, .. } => (None, Some(model_uri.clone())),
+        };
+        CanaryCtx {
+            name: format!("{}-canary", m.name),
+            image,
+            model_uri,
+            traffic: c.traffic,
+            main_traffic: 100 - c.traffic.min(100),
+        }
+    });
+    let floor = m.autoscale.map_or(m.replicas, |a| a.min);
+    ModelCtx {
+        name: m.name.clone(),
+        runtime: m.runtime.name(),
+        storage_service_account: storage_secret
+            .as_ref()
+            .map(|_| format!("{}-storage", m.name)),
+        image,
+        port,
+        server: server_ctx,
+        model_uri,
+        storage_secret,
+        replicas: m.replicas,
+        resources: ResourcesCtx {
+            cpu: m.cpu.clone(),
+            memory: m.memory.clone(),
+            gpu: m.gpu.as_ref().map(|g| g.count.to_string()),
+            gpu_type: m.gpu.as_ref().map(|g| g.kind),
+        },
+        metrics: metrics(m.runtime, &m.name, &selector),
+        selector,
+        labels,
+        scheduling: scheduling(cluster, m),
+        env: m
+            .env
+            .iter()
+            .map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        secret_env: m.secret_env.clone(),
+        autoscale: m.autoscale,
+        canary,
+        disruption_budget: floor > 1,
+    }
+}
+
+/// Builds the context of a cluster's Terraform: add-ons come from every environment on it.
+pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> ClusterContext<'a> {
+    let envs: Vec<&Env> = p
+        .environments
+        .values()
+        .filter(|e| e.cluster == cluster.name)
+        .collect();
+    let uses = |r: Runtime| envs.iter().any(|e| e.models.iter().any(|m| m.runtime == r));
+    let any_gpu = envs
+        .iter()
+        .any(|e| e.models.iter().any(|m| m.gpu.is_some()))
+        || cluster.node_pools.iter().any(|pool| pool.gpu.is_some());
+    let scheduling = catalog::scheduling(cluster.cloud);
+    let mut namespaces: Vec<&str> = envs.iter().map(|e| e.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    ClusterContext {
+        project: ProjectCtx {
+            name: &p.name,
+            labels: &p.labels,
+        },
+        cluster,
+        scheduling,
+        addons: Addons {
+            seldon: uses(Runtime::Seldon),
+            seldon_v2: uses(Runtime::SeldonV2),
+            kserve: uses(Runtime::Kserve),
+            prometheus: p.monitoring.prometheus,
+            device_plugin: any_gpu && scheduling.needs_device_plugin,
+        },
+        gpu_pools: cluster
+            .node_pools
+            .iter()
+            .filter(|pool| pool.gpu.is_some())
+            .collect(),
+        namespaces,
+        k3s: cluster.distribution == Some(Distribution::K3s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_label_values_are_shortened_stably() {
+        let long = "a".repeat(70);
+        let v = label_value(&long);
+        assert!(v.len() <= 63);
+        assert_eq!(v, label_value(&long));
+        assert_ne!(v, label_value(&"a".repeat(71)));
+        assert_eq!(label_value("short"), "short");
+    }
+}

@@ -1,0 +1,181 @@
+//! The template set: built-ins compiled into the binary, with a project folder layered over them
+//! so that a file of the same name overrides the built-in (as zola does).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{RenderError, quote};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_templates.rs"));
+
+/// Where a template comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled into mldeploy.
+    Builtin,
+    /// A user file that overrides the built-in of the same name.
+    Override(PathBuf),
+    /// A user file with no built-in counterpart (an addition).
+    Added(PathBuf),
+}
+
+/// One template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Name relative to the template root (`runtimes/kserve/inferenceservice.yaml`).
+    pub name: String,
+    /// Its text.
+    pub text: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// The template set, compiled.
+pub struct Templates {
+    list: BTreeMap<String, Template>,
+    yaml: tera::Tera,
+    hcl: tera::Tera,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("list", &self.list.keys())
+            .finish()
+    }
+}
+
+/// The folder of user templates for a config: `--templates DIR`, else `templates/` beside it.
+pub fn user_dir(config: &Path, flag: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = flag {
+        return Some(dir.to_path_buf());
+    }
+    let dir = config.parent().unwrap_or(Path::new(".")).join("templates");
+    dir.is_dir().then_some(dir)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "tf")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Templates {
+    /// The built-ins only.
+    pub fn builtin() -> Result<Self, RenderError> {
+        Self::load(None)
+    }
+
+    /// Built-ins with `dir` (if any) layered over them.
+    pub fn load(dir: Option<&Path>) -> Result<Self, RenderError> {
+        let mut list: BTreeMap<String, Template> = BUILTIN
+            .iter()
+            .map(|(name, text)| {
+                (
+                    name.to_string(),
+                    Template {
+                        name: name.to_string(),
+                        text: text.to_string(),
+                        origin: Origin::Builtin,
+                    },
+                )
+            })
+            .collect();
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return Err(RenderError::Io {
+                    path: dir.to_path_buf(),
+                    message: "the template folder does not exist".into(),
+                });
+            }
+            let mut files = Vec::new();
+            walk(dir, &mut files).map_err(|e| RenderError::Io {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            for path in files {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let text = std::fs::read_to_string(&path).map_err(|e| RenderError::Io {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                let origin = if list.contains_key(&name) {
+                    Origin::Override(path)
+                } else {
+                    Origin::Added(path)
+                };
+                list.insert(name.clone(), Template { name, text, origin });
+            }
+        }
+        let mut yaml = tera::Tera::new();
+        yaml.set_escape_fn(quote::yaml);
+        yaml.autoescape_on([".yaml"]);
+        let mut hcl = tera::Tera::new();
+        hcl.set_escape_fn(quote::hcl);
+        hcl.autoescape_on([".tf"]);
+        for t in list.values() {
+            let engine = if t.name.ends_with(".tf") {
+                &mut hcl
+            } else {
+                &mut yaml
+            };
+            engine
+                .add_raw_template(&t.name, &t.text)
+                .map_err(|e| RenderError::template(t, &e))?;
+        }
+        Ok(Templates { list, yaml, hcl })
+    }
+
+    /// Every template, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Template> {
+        self.list.values()
+    }
+
+    /// Templates directly in `folder` (`runtimes/kserve`), sorted by name.
+    pub fn in_folder<'a>(&'a self, folder: &'a str) -> impl Iterator<Item = &'a Template> + 'a {
+        self.list.values().filter(move |t| {
+            t.name
+                .strip_prefix(folder)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| !rest.contains('/'))
+        })
+    }
+
+    /// Renders a template with a context.
+    pub fn render(&self, t: &Template, ctx: &tera::Context) -> Result<String, RenderError> {
+        let engine = if t.name.ends_with(".tf") {
+            &self.hcl
+        } else {
+            &self.yaml
+        };
+        engine
+            .render(&t.name, ctx)
+            .map_err(|e| RenderError::template(t, &e))
+    }
+
+    /// The built-in text of a template.
+    pub fn builtin_text(name: &str) -> Option<&'static str> {
+        BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    /// Names of all built-ins.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN.iter().map(|(n, _)| *n)
+    }
+}
