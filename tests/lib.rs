@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod fuzz;
+mod terraform;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,1 @@
+//! Rendered Terraform: parses as HCL, passes `terraform fmt -check`, and holds what each cloud needs.
