@@ -28,6 +28,7 @@ fn main() {
     println!("cargo:rerun-if-changed=templates");
     let mut names = Vec::new();
     collect(&root, &root, &mut names);
+    names.sort();
     let mut code = String::from(
         "/// Built-in templates: (name, contents), sorted by name.\npub const BUILTIN: &[(&str, &str)] = &[\n",
     );

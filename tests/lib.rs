@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod fuzz;
+mod render;
 mod terraform;
 
 use std::path::{Path, PathBuf};

@@ -1017,6 +1017,14 @@ fn check_model(
         );
     }
 
+    if runtime == Runtime::SeldonV2 && spec.gpu.is_some() {
+        mc.at(
+            &[key("gpu")],
+            "runtime `seldon-v2` places models on shared Servers; GPUs belong to the Server, not the Model",
+            Some("use runtime `kserve`, `seldon` or `deployment` for a model with its own GPUs".into()),
+        );
+    }
+
     let replicas = spec.replicas.unwrap_or(1);
     if replicas < 0 {
         mc.at(

@@ -28,6 +28,8 @@ pub struct EnvContext<'a> {
     pub monitoring: crate::model::Monitoring,
     /// Every model of the environment.
     pub models: Vec<ModelCtx>,
+    /// Grafana dashboard JSON, when `monitoring.grafanaDashboard` is on.
+    pub dashboard: Option<String>,
 }
 
 /// Project data.
@@ -90,6 +92,8 @@ pub struct ModelCtx {
     pub autoscale: Option<crate::model::Autoscale>,
     /// Canary.
     pub canary: Option<CanaryCtx>,
+    /// The main version and, with a canary, the canary: for runtimes that list them side by side.
+    pub versions: Vec<VersionCtx>,
     /// Whether a PodDisruptionBudget is worth having (more than one replica at all times).
     pub disruption_budget: bool,
     /// How Prometheus finds the model's metrics endpoint.
@@ -172,6 +176,22 @@ pub struct CanaryCtx {
     pub traffic: u32,
     /// Percent left for the main version.
     pub main_traffic: u32,
+}
+
+/// One version of a model (the main one or the canary) with its share of traffic.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionCtx {
+    /// `default` or `canary`.
+    pub predictor: &'static str,
+    /// Object name for runtimes that deploy each version separately.
+    pub name: String,
+    /// Image (image models).
+    pub image: Option<String>,
+    /// Artifact (server models).
+    pub model_uri: Option<String>,
+    /// Percent of traffic.
+    pub traffic: u32,
 }
 
 /// Where metrics are scraped.
@@ -275,7 +295,16 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         "app.kubernetes.io/instance".into(),
         label_value(&format!("{}-{}", p.name, env.name)),
     );
+    let models: Vec<ModelCtx> = env
+        .models
+        .iter()
+        .map(|m| model_context(p, env, cluster, m))
+        .collect();
     EnvContext {
+        dashboard: p
+            .monitoring
+            .grafana_dashboard
+            .then(|| dashboard(&p.name, &env.name, &env.namespace, &models)),
         project: ProjectCtx {
             name: &p.name,
             labels: &p.labels,
@@ -288,12 +317,69 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         cluster,
         labels,
         monitoring: p.monitoring,
-        models: env
-            .models
-            .iter()
-            .map(|m| model_context(p, env, cluster, m))
-            .collect(),
+        models,
     }
+}
+
+/// A Grafana dashboard with a row per model: replicas up, CPU, memory and (for GPU models) GPU
+/// utilisation, from metrics every cluster with kube-prometheus-stack (and DCGM) has.
+fn dashboard(project: &str, env: &str, namespace: &str, models: &[ModelCtx]) -> String {
+    let mut panels = Vec::new();
+    let mut y = 0;
+    for (i, m) in models.iter().enumerate() {
+        let pods = format!("namespace=\"{namespace}\", pod=~\"{}-.*\"", m.name);
+        let mut queries = vec![
+            (
+                "Pods ready",
+                format!("sum(kube_pod_status_ready{{{pods}, condition=\"true\"}})"),
+            ),
+            (
+                "CPU (cores)",
+                format!(
+                    "sum(rate(container_cpu_usage_seconds_total{{{pods}, container!=\"\"}}[5m]))"
+                ),
+            ),
+            (
+                "Memory (bytes)",
+                format!("sum(container_memory_working_set_bytes{{{pods}, container!=\"\"}})"),
+            ),
+        ];
+        if m.resources.gpu.is_some() {
+            queries.push((
+                "GPU utilisation (%)",
+                format!("avg(DCGM_FI_DEV_GPU_UTIL{{{pods}}})"),
+            ));
+        }
+        panels.push(serde_json::json!({
+            "type": "row", "title": m.name, "id": 100 * (i + 1),
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "collapsed": false, "panels": []
+        }));
+        y += 1;
+        let width = 24 / queries.len();
+        for (j, (title, expr)) in queries.into_iter().enumerate() {
+            panels.push(serde_json::json!({
+                "type": "timeseries", "title": format!("{} · {title}", m.name),
+                "id": 100 * (i + 1) + j + 1,
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "gridPos": {"h": 8, "w": width, "x": j * width, "y": y},
+                "targets": [{"expr": expr, "refId": "A"}]
+            }));
+        }
+        y += 8;
+    }
+    let doc = serde_json::json!({
+        "title": format!("mldeploy · {project} · {env}"),
+        "uid": label_value(&format!("mldeploy-{project}-{env}")).chars().take(40).collect::<String>(),
+        "tags": ["mldeploy", project, env],
+        "schemaVersion": 39,
+        "editable": true,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [{
+            "name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"
+        }]},
+        "panels": panels,
+    });
+    serde_json::to_string(&doc).unwrap_or_default()
 }
 
 fn scheduling(cluster: &ClusterModel, m: &Model) -> SchedulingCtx {
@@ -387,6 +473,22 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
             main_traffic: 100 - c.traffic.min(100),
         }
     });
+    let mut versions = vec![VersionCtx {
+        predictor: "default",
+        name: m.name.clone(),
+        image: image.clone(),
+        model_uri: model_uri.clone(),
+        traffic: canary.as_ref().map_or(100, |c| c.main_traffic),
+    }];
+    if let Some(c) = &canary {
+        versions.push(VersionCtx {
+            predictor: "canary",
+            name: c.name.clone(),
+            image: c.image.clone(),
+            model_uri: c.model_uri.clone(),
+            traffic: c.traffic,
+        });
+    }
     let floor = m.autoscale.map_or(m.replicas, |a| a.min);
     ModelCtx {
         name: m.name.clone(),
@@ -421,6 +523,7 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
         secret_env: m.secret_env.clone(),
         autoscale: m.autoscale,
         canary,
+        versions,
         disruption_budget: floor > 1,
     }
 }

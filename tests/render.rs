@@ -1,0 +1,642 @@
+//! The render stage: full snapshots of every example × environment, custom resources against the
+//! real CRDs, exact round-trip of hostile strings, determinism, the `render` and `templates`
+//! commands, and user template overrides.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mldeploy::bundle::Bundle;
+use mldeploy::model::{self, Project};
+use mldeploy::render::{self, Templates};
+use predicates::prelude::*;
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::{mldeploy, root, yaml_files};
+
+fn project(file: &str) -> Project {
+    let loaded = mldeploy::config::load_file(&root().join(file)).expect("example parses");
+    model::resolve(&loaded).unwrap_or_else(|r| panic!("{}", r.render(false)))
+}
+
+fn render(p: &Project, env: &str) -> Bundle {
+    let templates = Templates::builtin().expect("built-ins compile");
+    render::render_env(p, &p.environments[env], &templates).expect("renders")
+}
+
+/// Every example × environment: (label, bundle).
+fn all_bundles() -> Vec<(String, Bundle)> {
+    let mut out = Vec::new();
+    for file in yaml_files("examples") {
+        let p = project(&file.to_string_lossy());
+        let stem = file
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        for env in p.environments.keys() {
+            out.push((format!("{stem}-{env}"), render(&p, env)));
+        }
+    }
+    out
+}
+
+#[test]
+fn snapshots_of_every_example_and_environment() {
+    for (label, bundle) in all_bundles() {
+        insta::assert_snapshot!(format!("manifests-{label}"), bundle.to_stream());
+        let tf: String = bundle
+            .terraform
+            .iter()
+            .map(|t| format!("### {}\n{}", t.file, t.text))
+            .collect();
+        insta::assert_snapshot!(format!("terraform-{label}"), tf);
+    }
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let first: Vec<(String, Vec<(String, String)>)> = all_bundles()
+        .into_iter()
+        .map(|(l, b)| (l, b.files()))
+        .collect();
+    for _ in 0..3 {
+        let again: Vec<(String, Vec<(String, String)>)> = all_bundles()
+            .into_iter()
+            .map(|(l, b)| (l, b.files()))
+            .collect();
+        assert_eq!(first, again);
+    }
+    // And across processes (no hash-map order, no timestamps).
+    let run = || {
+        mldeploy()
+            .current_dir(root())
+            .args(["render", "-f", "examples/gcp.yaml", "--env", "prod"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn every_object_carries_the_standard_labels() {
+    for (label, bundle) in all_bundles() {
+        for m in &bundle.manifests {
+            let labels = &m.object["metadata"]["labels"];
+            for key in [
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/part-of",
+                "app.kubernetes.io/managed-by",
+            ] {
+                assert!(
+                    labels[key].is_string(),
+                    "{label}: {} {} lacks {key}",
+                    m.kind,
+                    m.name
+                );
+            }
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "mldeploy");
+        }
+    }
+}
+
+#[test]
+fn gpu_models_are_scheduled_per_platform() {
+    let find = |b: &Bundle, kind: &str, name: &str| -> Value {
+        b.manifests
+            .iter()
+            .find(|m| m.kind == kind && m.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .object
+            .clone()
+    };
+    let onprem = render(&project("examples/onprem-k3s.yaml"), "factory");
+    let pod = &find(&onprem, "Deployment", "defect-detector")["spec"]["template"]["spec"];
+    assert_eq!(pod["runtimeClassName"], "nvidia");
+    assert_eq!(pod["nodeSelector"]["nvidia.com/gpu.product"], "NVIDIA-L4");
+    assert_eq!(
+        pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"],
+        "1"
+    );
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+
+    let aws = render(&project("examples/aws.yaml"), "prod");
+    let isvc = find(&aws, "InferenceService", "summarizer");
+    let pred = &isvc["spec"]["predictor"];
+    assert_eq!(
+        pred["nodeSelector"]["k8s.amazonaws.com/accelerator"],
+        "nvidia-a10g"
+    );
+    assert_eq!(pred["tolerations"][0]["key"], "nvidia.com/gpu");
+    assert_eq!(pred["canaryTrafficPercent"], 20);
+
+    let gcp = render(&project("examples/gcp.yaml"), "prod");
+    let sdep = find(&gcp, "SeldonDeployment", "scratch-detector");
+    let predictors = sdep["spec"]["predictors"].as_array().expect("predictors");
+    assert_eq!(predictors.len(), 2, "canary is a second predictor");
+    assert_eq!(predictors[0]["traffic"], 90);
+    assert_eq!(predictors[1]["traffic"], 10);
+    let spec = &predictors[0]["componentSpecs"][0]["spec"];
+    assert_eq!(
+        spec["nodeSelector"]["cloud.google.com/gke-accelerator"],
+        "nvidia-tesla-t4"
+    );
+
+    let azure = render(&project("examples/azure.yaml"), "dr");
+    let isvc = find(&azure, "InferenceService", "ct-triage");
+    assert_eq!(
+        isvc["spec"]["predictor"]["nodeSelector"]["mldeploy.io/accelerator"],
+        "nvidia-a100-80gb"
+    );
+}
+
+#[test]
+fn runtimes_render_what_they_need() {
+    let kinds = |b: &Bundle| -> Vec<String> {
+        b.manifests
+            .iter()
+            .map(|m| format!("{}/{}", m.kind, m.name))
+            .collect()
+    };
+    let aws = kinds(&render(&project("examples/aws.yaml"), "prod"));
+    for want in [
+        "Namespace/doc-ai",
+        "ServiceAccount/doc-ai",
+        "ServiceAccount/summarizer-storage",
+        "Service/ocr",
+        "Deployment/ocr",
+        "PodDisruptionBudget/ocr",
+        "InferenceService/summarizer",
+        "Model/doc-router",
+        "ServiceMonitor/ocr",
+    ] {
+        assert!(
+            aws.contains(&want.to_string()),
+            "aws prod lacks {want}: {aws:?}"
+        );
+    }
+    assert!(
+        !aws.iter()
+            .any(|k| k.starts_with("HorizontalPodAutoscaler/")),
+        "ocr is not autoscaled"
+    );
+    let dev = kinds(&render(&project("examples/aws.yaml"), "dev"));
+    assert!(
+        !dev.contains(&"PodDisruptionBudget/ocr".to_string()),
+        "one replica needs no PDB"
+    );
+    let gcp = kinds(&render(&project("examples/gcp.yaml"), "prod"));
+    assert!(gcp.contains(&"ConfigMap/visual-qc-prod-dashboard".to_string()));
+    let onprem = kinds(&render(&project("examples/onprem-k3s.yaml"), "factory"));
+    assert!(
+        !onprem.iter().any(|k| k.starts_with("ServiceMonitor/")),
+        "monitoring is off"
+    );
+}
+
+#[test]
+fn objects_are_in_apply_order() {
+    for (label, bundle) in all_bundles() {
+        let groups: Vec<u8> = bundle.manifests.iter().map(|m| m.group).collect();
+        let mut sorted = groups.clone();
+        sorted.sort_unstable();
+        assert_eq!(groups, sorted, "{label}");
+        assert_eq!(bundle.manifests[0].kind, "Namespace", "{label}");
+    }
+}
+
+/// Kubernetes' own kinds: the core group (`v1`) and groups without a domain or under `k8s.io`.
+fn is_builtin(api_version: &str) -> bool {
+    match api_version.rsplit_once('/') {
+        None => true,
+        Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
+    }
+}
+
+/// The real CRDs from ../shared/crds, as JSON Schemas keyed by (apiVersion, kind). Objects are
+/// closed (unknown fields rejected) unless the CRD preserves unknown fields, as kubectl's strict
+/// field validation would do.
+fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
+    let dir = root().join("../shared/crds");
+    if !dir.is_dir() {
+        return None;
+    }
+    fn close(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                let preserve =
+                    map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+                if map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                    && !preserve
+                {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                map.values_mut().for_each(close);
+            }
+            Value::Array(items) => items.iter_mut().for_each(close),
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in std::fs::read_dir(&dir).ok()? {
+        let sub = sub.ok()?.path();
+        if sub.is_dir() {
+            for f in std::fs::read_dir(&sub).ok()? {
+                files.push(f.ok()?.path());
+            }
+        }
+    }
+    files.sort();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(f).ok()?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("CRD parses");
+        for crd in docs
+            .into_iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+        {
+            let group = crd["spec"]["group"].as_str().expect("group").to_string();
+            let kind = crd["spec"]["names"]["kind"]
+                .as_str()
+                .expect("kind")
+                .to_string();
+            for v in crd["spec"]["versions"].as_array().expect("versions") {
+                let mut schema = v["schema"]["openAPIV3Schema"].clone();
+                close(&mut schema);
+                let version = v["name"].as_str().expect("name");
+                out.insert((format!("{group}/{version}"), kind.clone()), schema);
+            }
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn custom_resources_match_the_real_crds() {
+    let Some(schemas) = crd_schemas() else {
+        eprintln!(
+            "skipped: ../shared/crds is absent, so custom resources are not checked against CRDs"
+        );
+        return;
+    };
+    let mut checked = 0;
+    for (label, bundle) in all_bundles() {
+        for m in &bundle.manifests {
+            if is_builtin(&m.api_version) {
+                continue;
+            }
+            let key = (m.api_version.clone(), m.kind.clone());
+            let schema = schemas
+                .get(&key)
+                .unwrap_or_else(|| panic!("{label}: no CRD for {} {}", m.api_version, m.kind));
+            let mut set = boon::Schemas::new();
+            let mut compiler = boon::Compiler::new();
+            compiler
+                .add_resource("crd.json", schema.clone())
+                .expect("schema loads");
+            let index = compiler
+                .compile("crd.json", &mut set)
+                .expect("schema compiles");
+            if let Err(e) = set.validate(&m.object, index) {
+                panic!(
+                    "{label}: {} {} does not match its CRD:\n{e:#}\n{}",
+                    m.kind, m.name, m.text
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} custom resources were checked"
+    );
+    // The check has teeth: a misspelt field is rejected.
+    let bundle = render(&project("examples/aws.yaml"), "prod");
+    let isvc = bundle
+        .manifests
+        .iter()
+        .find(|m| m.kind == "InferenceService")
+        .expect("isvc");
+    let mut bad = isvc.object.clone();
+    bad["spec"]["predictor"]["minReplica"] = Value::from(1);
+    let schema = &schemas[&(isvc.api_version.clone(), isvc.kind.clone())];
+    let mut set = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("crd.json", schema.clone())
+        .expect("schema loads");
+    let index = compiler
+        .compile("crd.json", &mut set)
+        .expect("schema compiles");
+    assert!(set.validate(&bad, index).is_err());
+}
+
+/// Strings that break naive templating.
+const HOSTILE: &[&str] = &[
+    "key: value",
+    "# x",
+    "yes",
+    "no",
+    "1.10",
+    "0755",
+    "line one\nline two",
+    "{{ project }}",
+    "---",
+    "\n---\nkind: Secret\n",
+    "ünïcödé 🚀 \u{2028} \u{85}",
+    "\"quoted\" and 'single'",
+    "back\\slash",
+    "${var.secret} %{if true}",
+    "",
+    " leading and trailing ",
+    "@&*!|>[]{},",
+];
+
+#[test]
+fn hostile_env_values_round_trip_exactly() {
+    let mut config = String::from(
+        "version: 1\nproject: hostile\nmodels:\n  - name: m\n    image: registry.example.com/m:1\n    env:\n",
+    );
+    for (i, s) in HOSTILE.iter().enumerate() {
+        config.push_str(&format!(
+            "      V{i}: {}\n",
+            serde_json::to_string(s).expect("json")
+        ));
+    }
+    config.push_str(
+        "clusters:\n  box: {cloud: onprem, context: box}\nenvironments:\n  e: {cluster: box}\n",
+    );
+    let loaded = mldeploy::config::load_str(Path::new("hostile.yaml"), &config).expect("parses");
+    let p = model::resolve(&loaded).unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let bundle = render(&p, "e");
+    assert_eq!(
+        bundle.manifests.len(),
+        4,
+        "Namespace, ServiceAccount, Service, Deployment and nothing else"
+    );
+    let deployment = bundle
+        .manifests
+        .iter()
+        .find(|m| m.kind == "Deployment")
+        .expect("deployment");
+    let env = deployment.object["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    for (i, s) in HOSTILE.iter().enumerate() {
+        let var = env
+            .iter()
+            .find(|v| v["name"] == format!("V{i}"))
+            .expect("variable");
+        assert_eq!(var["value"].as_str(), Some(*s), "V{i}");
+    }
+    // The stream parses back to the same objects.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&bundle.to_stream()).expect("stream parses");
+    let objects: Vec<&Value> = docs.iter().filter(|d| !d.is_null()).collect();
+    assert_eq!(objects.len(), bundle.manifests.len());
+}
+
+fn base_onprem() -> Project {
+    project("examples/onprem-k3s.yaml")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_strings_in_env_values_and_labels_round_trip(value in any::<String>(), label in any::<String>()) {
+        let mut p = base_onprem();
+        // Labels are validated before render; here the render layer is tested on its own.
+        p.labels.insert("example.com/free".into(), label.clone());
+        let env = p.environments.get_mut("factory").expect("env");
+        env.models[0].env.insert("FREE".into(), value.clone());
+        let before = render(&base_onprem(), "factory").manifests.len();
+        let bundle = render(&p, "factory");
+        prop_assert_eq!(bundle.manifests.len(), before);
+        for m in &bundle.manifests {
+            prop_assert_eq!(m.object["metadata"]["labels"]["example.com/free"].as_str(), Some(label.as_str()));
+        }
+        let deployment = bundle.manifests.iter().find(|m| m.kind == "Deployment").expect("deployment");
+        let env = deployment.object["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+        let var = env.iter().find(|v| v["name"] == "FREE").expect("variable");
+        prop_assert_eq!(var["value"].as_str(), Some(value.as_str()));
+    }
+}
+
+#[test]
+fn render_writes_a_folder_and_removes_only_its_own_stale_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    mldeploy()
+        .current_dir(root())
+        .args([
+            "render",
+            "-f",
+            "examples/aws.yaml",
+            "--env",
+            "prod",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.join("manifests/01-namespace-doc-ai.yaml").exists());
+    assert!(
+        out.join("manifests/06-inferenceservice-summarizer.yaml")
+            .exists()
+    );
+    assert!(
+        std::fs::read_dir(out.join("terraform"))
+            .expect("terraform/")
+            .count()
+            > 0
+    );
+    let mine = out.join("manifests/notes.yaml");
+    std::fs::write(&mine, "# my own file\n").expect("write");
+    // dev renders fewer objects: the extra prod-only files go, the user's file stays.
+    mldeploy()
+        .current_dir(root())
+        .args(["render", "-f", "examples/aws.yaml", "--env", "dev", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(
+        !out.join("manifests/05-poddisruptionbudget-ocr.yaml")
+            .exists()
+    );
+    assert!(mine.exists());
+}
+
+#[test]
+fn render_needs_an_environment_when_there_are_several() {
+    mldeploy()
+        .current_dir(root())
+        .args(["render", "-f", "examples/gcp.yaml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("choose one with --env"));
+    mldeploy()
+        .current_dir(root())
+        .args(["render", "-f", "examples/gcp.yaml", "--env", "prd"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("did you mean `prod`?"));
+    // One environment: --env may be omitted.
+    mldeploy()
+        .current_dir(root())
+        .args(["render", "-f", "examples/azure.yaml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kind: InferenceService"));
+}
+
+#[test]
+fn user_templates_override_built_ins_and_errors_name_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        root().join("examples/onprem-k3s.yaml"),
+        dir.path().join("mldeploy.yaml"),
+    )
+    .expect("copy");
+    mldeploy()
+        .current_dir(dir.path())
+        .args(["templates", "eject", "env/namespace.yaml"])
+        .assert()
+        .success();
+    let path = dir.path().join("templates/env/namespace.yaml");
+    let text = std::fs::read_to_string(&path).expect("ejected");
+    std::fs::write(
+        &path,
+        text.replace("kind: Namespace", "kind: Namespace\n# customised"),
+    )
+    .expect("edit");
+    mldeploy()
+        .current_dir(dir.path())
+        .args(["templates", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"env/namespace.yaml\s+overridden").expect("regex"));
+    mldeploy()
+        .current_dir(dir.path())
+        .arg("render")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("# customised"));
+    // A broken template: file and line, and Tera's own message.
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ env.nope }}\n",
+    )
+    .expect("edit");
+    mldeploy()
+        .current_dir(dir.path())
+        .arg("render")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("templates/env/namespace.yaml:4"))
+        .stderr(predicate::str::contains("nope"));
+    // A template that renders invalid YAML is named.
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: [\n",
+    )
+    .expect("edit");
+    mldeploy()
+        .current_dir(dir.path())
+        .arg("render")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "env/namespace.yaml rendered invalid YAML",
+        ));
+    // Eject refuses unknown names with a suggestion.
+    mldeploy()
+        .current_dir(dir.path())
+        .args(["templates", "eject", "env/namespaces.yaml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "did you mean `env/namespace.yaml`?",
+        ));
+}
+
+#[test]
+fn every_builtin_template_is_listed() {
+    let listed: Vec<&str> = Templates::builtin_names().collect();
+    let mut on_disk = Vec::new();
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                out.push(
+                    p.strip_prefix(base)
+                        .expect("base")
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+    walk(
+        &root().join("templates"),
+        &root().join("templates"),
+        &mut on_disk,
+    );
+    on_disk.sort();
+    assert_eq!(listed, on_disk);
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+#[test]
+fn builtin_kinds_pass_kubernetes_validate_strict() {
+    if !on_path("kubernetes-validate") {
+        eprintln!(
+            "skipped: kubernetes-validate is not installed (pip install kubernetes-validate); .ci/run installs it"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for (label, bundle) in all_bundles() {
+        for m in bundle
+            .manifests
+            .iter()
+            .filter(|m| is_builtin(&m.api_version))
+        {
+            let path = dir
+                .path()
+                .join(format!("{label}-{}", Bundle::manifest_file(m)));
+            std::fs::write(&path, &m.text).expect("write");
+            files.push(path);
+        }
+    }
+    assert!(files.len() > 20, "only {} built-in objects", files.len());
+    let out = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "-k", "1.30.0"])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs");
+    assert!(
+        out.status.success(),
+        "kubernetes-validate --strict failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
