@@ -27,8 +27,148 @@ pub struct Manifest {
     pub template: String,
     /// The document as rendered.
     pub text: String,
-    /// The document parsed.
-    pub object: Value,
+}
+
+impl Manifest {
+    /// The object as JSON. Parsed on demand: render only checks documents (keeping every parsed
+    /// tree would cost ten times the text in memory), later stages parse what they use.
+    pub fn object(&self) -> Value {
+        serde_saphyr::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// What a rendered document says about itself: its identity, read in one pass over the parser's
+/// events without building a tree.
+#[derive(Debug, Default)]
+struct Header {
+    api_version: Option<String>,
+    kind: Option<String>,
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+/// Checks that `doc` is one valid YAML document whose root is a mapping without duplicate keys,
+/// and reads its identity fields.
+fn inspect(doc: &str) -> Result<Header, String> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+
+    /// A container being read: for a mapping, its keys so far and whether a key comes next.
+    enum Frame {
+        Map {
+            keys: Vec<String>,
+            want_key: bool,
+            key: Option<String>,
+        },
+        Seq,
+    }
+    let mut header = Header::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut documents = 0;
+    let mut root_is_map = None;
+    let mut parser = Parser::new_from_str(doc);
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|e| e.to_string())?;
+        // Which field a value at this point fills: only top-level and metadata-level keys matter.
+        let slot = |stack: &[Frame]| -> Option<(usize, String)> {
+            match stack.last() {
+                Some(Frame::Map {
+                    want_key: false,
+                    key: Some(k),
+                    ..
+                }) if stack.len() <= 2 => {
+                    let parent = match stack.first() {
+                        Some(Frame::Map { key: Some(p), .. }) if stack.len() == 2 => {
+                            Some(p.as_str())
+                        }
+                        _ => None,
+                    };
+                    match (stack.len(), parent) {
+                        (1, _) => Some((1, k.clone())),
+                        (2, Some("metadata")) => Some((2, k.clone())),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        };
+        let after_value = |stack: &mut Vec<Frame>| {
+            if let Some(Frame::Map { want_key, .. }) = stack.last_mut() {
+                *want_key = true;
+            }
+        };
+        match event {
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(format!(
+                        "more than one document (line {})",
+                        span.start.line()
+                    ));
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                if stack.is_empty() && root_is_map.is_none() {
+                    root_is_map = Some(is_map);
+                }
+                if let Some(Frame::Map { want_key: true, .. }) = stack.last() {
+                    return Err(format!(
+                        "a mapping or list used as a key (line {})",
+                        span.start.line()
+                    ));
+                }
+                stack.push(if is_map {
+                    Frame::Map {
+                        keys: Vec::new(),
+                        want_key: true,
+                        key: None,
+                    }
+                } else {
+                    Frame::Seq
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                after_value(&mut stack);
+            }
+            Event::Scalar(value, ..) => {
+                if stack.is_empty() && root_is_map.is_none() {
+                    root_is_map = Some(false);
+                }
+                if let Some(Frame::Map {
+                    keys,
+                    want_key: want_key @ true,
+                    key,
+                }) = stack.last_mut()
+                {
+                    if keys.iter().any(|k| *k == value) {
+                        return Err(format!(
+                            "duplicate key `{value}` (line {})",
+                            span.start.line()
+                        ));
+                    }
+                    keys.push(value.to_string());
+                    *key = Some(value.into_owned());
+                    *want_key = false;
+                    continue;
+                }
+                match slot(&stack).as_ref().map(|(depth, k)| (*depth, k.as_str())) {
+                    Some((1, "apiVersion")) => header.api_version = Some(value.into_owned()),
+                    Some((1, "kind")) => header.kind = Some(value.into_owned()),
+                    Some((2, "name")) => header.name = Some(value.into_owned()),
+                    Some((2, "namespace")) => header.namespace = Some(value.into_owned()),
+                    _ => {}
+                }
+                after_value(&mut stack);
+            }
+            Event::Alias(..) => after_value(&mut stack),
+            _ => {}
+        }
+    }
+    if root_is_map != Some(true) {
+        return Err("the document is not a mapping".into());
+    }
+    Ok(header)
 }
 
 /// A Terraform file.
@@ -93,28 +233,18 @@ pub fn parse_objects(template: &str, text: &str) -> Result<Vec<Manifest>, Render
         {
             continue;
         }
-        let object: Value = serde_saphyr::from_str(&doc).map_err(|e| RenderError::InvalidYaml {
+        let header = inspect(&doc).map_err(|message| RenderError::InvalidYaml {
             name: template.to_string(),
-            message: format!("{e}\n--- rendered document ---\n{doc}"),
+            message: format!("{message}\n--- rendered document ---\n{doc}"),
         })?;
-        let field = |v: &Value, path: &[&str]| -> Option<String> {
-            let mut cur = v;
-            for p in path {
-                cur = cur.get(p)?;
-            }
-            cur.as_str().map(str::to_string)
-        };
         let missing = |what: &str| RenderError::NotAnObject {
             name: template.to_string(),
             message: format!("it has no {what}\n--- rendered document ---\n{doc}"),
         };
-        if !object.is_object() {
-            return Err(missing("mapping at the top level"));
-        }
-        let api_version = field(&object, &["apiVersion"]).ok_or_else(|| missing("apiVersion"))?;
-        let kind = field(&object, &["kind"]).ok_or_else(|| missing("kind"))?;
-        let name = field(&object, &["metadata", "name"]).ok_or_else(|| missing("metadata.name"))?;
-        let namespace = field(&object, &["metadata", "namespace"]);
+        let api_version = header.api_version.ok_or_else(|| missing("apiVersion"))?;
+        let kind = header.kind.ok_or_else(|| missing("kind"))?;
+        let name = header.name.ok_or_else(|| missing("metadata.name"))?;
+        let namespace = header.namespace;
         let text = doc.trim_matches('\n').to_string() + "\n";
         out.push(Manifest {
             group: group(&kind),
@@ -124,7 +254,6 @@ pub fn parse_objects(template: &str, text: &str) -> Result<Vec<Manifest>, Render
             namespace,
             template: template.to_string(),
             text,
-            object,
         });
     }
     Ok(out)

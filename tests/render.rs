@@ -2,8 +2,7 @@
 //! real CRDs, exact round-trip of hostile strings, determinism, the `render` and `templates`
 //! commands, and user template overrides.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mldeploy::bundle::Bundle;
 use mldeploy::model::{self, Project};
@@ -12,7 +11,7 @@ use predicates::prelude::*;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::{mldeploy, root, yaml_files};
+use crate::{crd_schemas, mldeploy, root, yaml_files};
 
 fn project(file: &str) -> Project {
     let loaded = mldeploy::config::load_file(&root().join(file)).expect("example parses");
@@ -85,7 +84,7 @@ fn rendering_is_deterministic() {
 fn every_object_carries_the_standard_labels() {
     for (label, bundle) in all_bundles() {
         for m in &bundle.manifests {
-            let labels = &m.object["metadata"]["labels"];
+            let labels = &m.object()["metadata"]["labels"];
             for key in [
                 "app.kubernetes.io/name",
                 "app.kubernetes.io/instance",
@@ -111,8 +110,7 @@ fn gpu_models_are_scheduled_per_platform() {
             .iter()
             .find(|m| m.kind == kind && m.name == name)
             .unwrap_or_else(|| panic!("no {kind} {name}"))
-            .object
-            .clone()
+            .object()
     };
     let onprem = render(&project("examples/onprem-k3s.yaml"), "factory");
     let pod = &find(&onprem, "Deployment", "defect-detector")["spec"]["template"]["spec"];
@@ -221,68 +219,6 @@ fn is_builtin(api_version: &str) -> bool {
     }
 }
 
-/// The real CRDs from ../shared/crds, as JSON Schemas keyed by (apiVersion, kind). Objects are
-/// closed (unknown fields rejected) unless the CRD preserves unknown fields, as kubectl's strict
-/// field validation would do.
-fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
-    let dir = root().join("../shared/crds");
-    if !dir.is_dir() {
-        return None;
-    }
-    fn close(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                let preserve =
-                    map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-                if map.contains_key("properties")
-                    && !map.contains_key("additionalProperties")
-                    && !preserve
-                {
-                    map.insert("additionalProperties".into(), Value::Bool(false));
-                }
-                map.values_mut().for_each(close);
-            }
-            Value::Array(items) => items.iter_mut().for_each(close),
-            _ => {}
-        }
-    }
-    let mut out = BTreeMap::new();
-    let mut files: Vec<PathBuf> = Vec::new();
-    for sub in std::fs::read_dir(&dir).ok()? {
-        let sub = sub.ok()?.path();
-        if sub.is_dir() {
-            for f in std::fs::read_dir(&sub).ok()? {
-                files.push(f.ok()?.path());
-            }
-        }
-    }
-    files.sort();
-    for f in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
-    {
-        let text = std::fs::read_to_string(f).ok()?;
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("CRD parses");
-        for crd in docs
-            .into_iter()
-            .filter(|d| d["kind"] == "CustomResourceDefinition")
-        {
-            let group = crd["spec"]["group"].as_str().expect("group").to_string();
-            let kind = crd["spec"]["names"]["kind"]
-                .as_str()
-                .expect("kind")
-                .to_string();
-            for v in crd["spec"]["versions"].as_array().expect("versions") {
-                let mut schema = v["schema"]["openAPIV3Schema"].clone();
-                close(&mut schema);
-                let version = v["name"].as_str().expect("name");
-                out.insert((format!("{group}/{version}"), kind.clone()), schema);
-            }
-        }
-    }
-    Some(out)
-}
-
 #[test]
 fn custom_resources_match_the_real_crds() {
     let Some(schemas) = crd_schemas() else {
@@ -309,7 +245,7 @@ fn custom_resources_match_the_real_crds() {
             let index = compiler
                 .compile("crd.json", &mut set)
                 .expect("schema compiles");
-            if let Err(e) = set.validate(&m.object, index) {
+            if let Err(e) = set.validate(&m.object(), index) {
                 panic!(
                     "{label}: {} {} does not match its CRD:\n{e:#}\n{}",
                     m.kind, m.name, m.text
@@ -329,7 +265,7 @@ fn custom_resources_match_the_real_crds() {
         .iter()
         .find(|m| m.kind == "InferenceService")
         .expect("isvc");
-    let mut bad = isvc.object.clone();
+    let mut bad = isvc.object();
     bad["spec"]["predictor"]["minReplica"] = Value::from(1);
     let schema = &schemas[&(isvc.api_version.clone(), isvc.kind.clone())];
     let mut set = boon::Schemas::new();
@@ -391,7 +327,7 @@ fn hostile_env_values_round_trip_exactly() {
         .iter()
         .find(|m| m.kind == "Deployment")
         .expect("deployment");
-    let env = deployment.object["spec"]["template"]["spec"]["containers"][0]["env"]
+    let env = deployment.object()["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .expect("env");
     for (i, s) in HOSTILE.iter().enumerate() {
@@ -425,10 +361,10 @@ proptest! {
         let bundle = render(&p, "factory");
         prop_assert_eq!(bundle.manifests.len(), before);
         for m in &bundle.manifests {
-            prop_assert_eq!(m.object["metadata"]["labels"]["example.com/free"].as_str(), Some(label.as_str()));
+            prop_assert_eq!(m.object()["metadata"]["labels"]["example.com/free"].as_str(), Some(label.as_str()));
         }
         let deployment = bundle.manifests.iter().find(|m| m.kind == "Deployment").expect("deployment");
-        let env = deployment.object["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+        let env = deployment.object()["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
         let var = env.iter().find(|v| v["name"] == "FREE").expect("variable");
         prop_assert_eq!(var["value"].as_str(), Some(value.as_str()));
     }
@@ -639,4 +575,24 @@ fn builtin_kinds_pass_kubernetes_validate_strict() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_grafana_dashboard_is_valid_json() {
+    let bundle = render(&project("examples/gcp.yaml"), "prod");
+    let cm = bundle
+        .manifests
+        .iter()
+        .find(|m| m.kind == "ConfigMap")
+        .expect("dashboard");
+    let object = cm.object();
+    assert_eq!(object["metadata"]["labels"]["grafana_dashboard"], "1");
+    let text = object["data"]["visual-qc-prod.json"]
+        .as_str()
+        .expect("dashboard text");
+    let dashboard: Value = serde_json::from_str(text).expect("dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    // scratch-detector has a GPU (row + 4 panels), fraud-xgb does not (row + 3).
+    assert_eq!(panels.len(), 9);
+    assert_eq!(panels[4]["title"], "scratch-detector · GPU utilisation (%)");
 }

@@ -32,8 +32,8 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
             }
         }
         None if ctx.json() => {
-            let objects: Vec<&serde_json::Value> =
-                bundle.manifests.iter().map(|m| &m.object).collect();
+            let objects: Vec<serde_json::Value> =
+                bundle.manifests.iter().map(|m| m.object()).collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&objects).unwrap_or_default()

@@ -28,8 +28,6 @@ pub struct EnvContext<'a> {
     pub monitoring: crate::model::Monitoring,
     /// Every model of the environment.
     pub models: Vec<ModelCtx>,
-    /// Grafana dashboard JSON, when `monitoring.grafanaDashboard` is on.
-    pub dashboard: Option<String>,
 }
 
 /// Project data.
@@ -222,6 +220,8 @@ pub struct ClusterContext<'a> {
     pub gpu_pools: Vec<&'a crate::model::Pool>,
     /// Namespaces of the environments on this cluster.
     pub namespaces: Vec<&'a str>,
+    /// Namespaces with Seldon Core v2 models: each needs its own SeldonRuntime and Servers.
+    pub seldon_v2_namespaces: Vec<&'a str>,
     /// Whether this is a k3s cluster (GPU pods need the nvidia RuntimeClass).
     pub k3s: bool,
 }
@@ -301,10 +301,6 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         .map(|m| model_context(p, env, cluster, m))
         .collect();
     EnvContext {
-        dashboard: p
-            .monitoring
-            .grafana_dashboard
-            .then(|| dashboard(&p.name, &env.name, &env.namespace, &models)),
         project: ProjectCtx {
             name: &p.name,
             labels: &p.labels,
@@ -319,67 +315,6 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         monitoring: p.monitoring,
         models,
     }
-}
-
-/// A Grafana dashboard with a row per model: replicas up, CPU, memory and (for GPU models) GPU
-/// utilisation, from metrics every cluster with kube-prometheus-stack (and DCGM) has.
-fn dashboard(project: &str, env: &str, namespace: &str, models: &[ModelCtx]) -> String {
-    let mut panels = Vec::new();
-    let mut y = 0;
-    for (i, m) in models.iter().enumerate() {
-        let pods = format!("namespace=\"{namespace}\", pod=~\"{}-.*\"", m.name);
-        let mut queries = vec![
-            (
-                "Pods ready",
-                format!("sum(kube_pod_status_ready{{{pods}, condition=\"true\"}})"),
-            ),
-            (
-                "CPU (cores)",
-                format!(
-                    "sum(rate(container_cpu_usage_seconds_total{{{pods}, container!=\"\"}}[5m]))"
-                ),
-            ),
-            (
-                "Memory (bytes)",
-                format!("sum(container_memory_working_set_bytes{{{pods}, container!=\"\"}})"),
-            ),
-        ];
-        if m.resources.gpu.is_some() {
-            queries.push((
-                "GPU utilisation (%)",
-                format!("avg(DCGM_FI_DEV_GPU_UTIL{{{pods}}})"),
-            ));
-        }
-        panels.push(serde_json::json!({
-            "type": "row", "title": m.name, "id": 100 * (i + 1),
-            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "collapsed": false, "panels": []
-        }));
-        y += 1;
-        let width = 24 / queries.len();
-        for (j, (title, expr)) in queries.into_iter().enumerate() {
-            panels.push(serde_json::json!({
-                "type": "timeseries", "title": format!("{} · {title}", m.name),
-                "id": 100 * (i + 1) + j + 1,
-                "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "gridPos": {"h": 8, "w": width, "x": j * width, "y": y},
-                "targets": [{"expr": expr, "refId": "A"}]
-            }));
-        }
-        y += 8;
-    }
-    let doc = serde_json::json!({
-        "title": format!("mldeploy · {project} · {env}"),
-        "uid": label_value(&format!("mldeploy-{project}-{env}")).chars().take(40).collect::<String>(),
-        "tags": ["mldeploy", project, env],
-        "schemaVersion": 39,
-        "editable": true,
-        "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": [{
-            "name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"
-        }]},
-        "panels": panels,
-    });
-    serde_json::to_string(&doc).unwrap_or_default()
 }
 
 fn scheduling(cluster: &ClusterModel, m: &Model) -> SchedulingCtx {
@@ -544,6 +479,13 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
     let mut namespaces: Vec<&str> = envs.iter().map(|e| e.namespace.as_str()).collect();
     namespaces.sort_unstable();
     namespaces.dedup();
+    let mut seldon_v2_namespaces: Vec<&str> = envs
+        .iter()
+        .filter(|e| e.models.iter().any(|m| m.runtime == Runtime::SeldonV2))
+        .map(|e| e.namespace.as_str())
+        .collect();
+    seldon_v2_namespaces.sort_unstable();
+    seldon_v2_namespaces.dedup();
     ClusterContext {
         project: ProjectCtx {
             name: &p.name,
@@ -564,6 +506,7 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
             .filter(|pool| pool.gpu.is_some())
             .collect(),
         namespaces,
+        seldon_v2_namespaces,
         k3s: cluster.distribution == Some(Distribution::K3s),
     }
 }

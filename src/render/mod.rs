@@ -11,6 +11,9 @@ use crate::bundle::{Bundle, Manifest, TfFile};
 use crate::model::Project;
 pub use templates::{Origin, Template, Templates};
 
+/// Below this many models, rendering on one thread is faster than starting more.
+const PARALLEL_FROM: usize = 64;
+
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -144,34 +147,81 @@ pub fn render_env(
 ) -> Result<Bundle, RenderError> {
     let ctx = context::env_context(project, env);
     let mut manifests: Vec<Manifest> = Vec::new();
-    let base = tera::Context::from_serialize(&ctx).map_err(|e| RenderError::Template {
+    let context_error = |e: tera::Error| RenderError::Template {
         name: "(context)".into(),
         location: None,
         message: e.to_string(),
-    })?;
+    };
+    // Model templates see everything but the list of all models (cloning that list into every
+    // model's context would make rendering quadratic in the number of models).
+    let mut shared = tera::Context::new();
+    shared.insert("project", &ctx.project);
+    shared.insert("env", &ctx.env);
+    shared.insert("cluster", &ctx.cluster);
+    shared.insert("labels", &ctx.labels);
+    shared.insert("monitoring", &ctx.monitoring);
 
+    let whole = tera::Context::from_serialize(&ctx).map_err(context_error)?;
     for t in templates.in_folder("env") {
-        let text = templates.render(t, &base)?;
+        let text = templates.render(t, &whole)?;
         manifests.extend(crate::bundle::parse_objects(&t.name, &text)?);
     }
-    for model in &ctx.models {
-        let mut mctx = base.clone();
-        mctx.insert("model", model);
-        for folder in ["model".to_string(), format!("runtimes/{}", model.runtime)] {
-            for t in templates.in_folder(&folder) {
+    let model_templates: Vec<(&str, Vec<&Template>)> = crate::config::Runtime::ALL
+        .iter()
+        .map(|r| {
+            let mut list = templates.in_folder("model");
+            list.extend(templates.in_folder(&format!("runtimes/{}", r.name())));
+            (r.name(), list)
+        })
+        .collect();
+    let render_models = |models: &[context::ModelCtx]| -> Result<Vec<Manifest>, RenderError> {
+        let mut out = Vec::new();
+        for model in models {
+            let mut mctx = shared.clone();
+            mctx.insert("model", model);
+            let list = model_templates
+                .iter()
+                .find(|(runtime, _)| *runtime == model.runtime)
+                .map(|(_, list)| list.as_slice())
+                .unwrap_or_default();
+            for t in list {
                 let text = templates.render(t, &mctx)?;
-                manifests.extend(crate::bundle::parse_objects(&t.name, &text)?);
+                out.extend(crate::bundle::parse_objects(&t.name, &text)?);
             }
         }
+        Ok(out)
+    };
+    // Models render independently; large environments use every core. Results are joined in
+    // model order and sorted afterwards, so the output does not depend on scheduling.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads > 1 && ctx.models.len() >= PARALLEL_FROM {
+        let chunk = ctx.models.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<Manifest>, RenderError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ctx
+                .models
+                .chunks(chunk)
+                .map(|models| scope.spawn(|| render_models(models)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        for part in parts {
+            manifests.extend(part?);
+        }
+    } else {
+        manifests.extend(render_models(&ctx.models)?);
     }
 
     let cluster = &project.clusters[&env.cluster];
     let cctx = context::cluster_context(project, cluster);
-    let cbase = tera::Context::from_serialize(&cctx).map_err(|e| RenderError::Template {
-        name: "(context)".into(),
-        location: None,
-        message: e.to_string(),
-    })?;
+    let cbase = tera::Context::from_serialize(&cctx).map_err(context_error)?;
     let mut terraform = Vec::new();
     for folder in [
         "terraform/common".to_string(),

@@ -33,24 +33,29 @@ fn printable(c: char) -> bool {
 
 fn quoted(s: &str, out: &mut dyn Write, hcl: bool) -> std::io::Result<()> {
     out.write_all(b"\"")?;
-    let mut start = 0;
     let bytes = s.as_bytes();
+    let mut start = 0;
     for (i, c) in s.char_indices() {
-        let escape: Option<String> = match c {
-            '"' => Some("\\\"".into()),
-            '\\' => Some("\\\\".into()),
-            '\n' => Some("\\n".into()),
-            '\r' => Some("\\r".into()),
-            '\t' => Some("\\t".into()),
-            '$' | '%' if hcl && bytes.get(i + 1) == Some(&b'{') => Some(format!("{c}{c}")),
-            c if printable(c) => None,
-            c if (c as u32) <= 0xffff => Some(format!("\\u{:04x}", c as u32)),
-            c => Some(format!("\\U{:08x}", c as u32)),
+        let plain = match c {
+            '"' | '\\' => false,
+            '$' | '%' => !(hcl && bytes.get(i + 1) == Some(&b'{')),
+            c => printable(c),
         };
-        if let Some(e) = escape {
-            out.write_all(&bytes[start..i])?;
-            out.write_all(e.as_bytes())?;
-            start = i + c.len_utf8();
+        if plain {
+            continue;
+        }
+        out.write_all(&bytes[start..i])?;
+        start = i + c.len_utf8();
+        match c {
+            '"' => out.write_all(b"\\\"")?,
+            '\\' => out.write_all(b"\\\\")?,
+            '\n' => out.write_all(b"\\n")?,
+            '\r' => out.write_all(b"\\r")?,
+            '\t' => out.write_all(b"\\t")?,
+            '$' => out.write_all(b"$$")?,
+            '%' => out.write_all(b"%%")?,
+            c if (c as u32) <= 0xffff => write!(out, "\\u{:04x}", c as u32)?,
+            c => write!(out, "\\U{:08x}", c as u32)?,
         }
     }
     out.write_all(&bytes[start..])?;

@@ -148,13 +148,16 @@ impl Templates {
     }
 
     /// Templates directly in `folder` (`runtimes/kserve`), sorted by name.
-    pub fn in_folder<'a>(&'a self, folder: &'a str) -> impl Iterator<Item = &'a Template> + 'a {
-        self.list.values().filter(move |t| {
-            t.name
-                .strip_prefix(folder)
-                .and_then(|rest| rest.strip_prefix('/'))
-                .is_some_and(|rest| !rest.contains('/'))
-        })
+    pub fn in_folder(&self, folder: &str) -> Vec<&Template> {
+        self.list
+            .values()
+            .filter(|t| {
+                t.name
+                    .strip_prefix(folder)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+            .collect()
     }
 
     /// Renders a template with a context.
