@@ -1,0 +1,155 @@
+{#- EKS through the community modules: terraform-aws-modules/eks (managed node groups, one per
+    configured pool, plus a small system group when every configured pool has GPUs: GPU nodes are
+    tainted, so cluster services and add-ons would have nowhere to run) and, without an existing
+    VPC, terraform-aws-modules/vpc. Keys of `tags` are padded so that `terraform fmt` finds them
+    aligned. -#}
+{%- set pools = cluster.nodePools -%}
+{%- if not [p for p in pools if not p.gpu] -%}
+{%- set pools = [{"name": "system", "machineType": "m6i.xlarge", "gpu": none, "min": 1, "max": 3, "spot": false, "diskSizeGb": 100, "added": true}, ...pools] -%}
+{%- endif -%}
+{%- set pad = "                                                                                " -%}
+{%- set ours = ["managed-by", "mldeploy-cluster", "mldeploy-project"] -%}
+{%- set user = [k for k, v in project.labels if not ours is containing(pat=k)] -%}
+{%- set width = [16, ...[k | length for k in user]] | sort | last -%}
+{%- set effects = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"} -%}
+locals {
+  # Tags of every AWS resource (the provider's default_tags): the project labels and ours.
+  tags = {
+{%- for key in user %}
+    {{ ('"' ~ key ~ '"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ project.labels[key] }}
+{%- endfor %}
+    {{ ('"managed-by"' ~ pad) | truncate(length=width + 2, end="") | safe }} = "mldeploy"
+    {{ ('"mldeploy-cluster"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ cluster.name }}
+    {{ ('"mldeploy-project"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ project.name }}
+  }
+}
+{%- if not cluster.awsVpcId %}
+
+data "aws_availability_zones" "available" {
+  # Regular zones only (Local and Wavelength Zones need an opt-in).
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
+locals {
+  azs = slice(data.aws_availability_zones.available.names, 0, 3)
+}
+
+# A VPC for the cluster: nodes in private subnets behind one NAT gateway, public subnets for
+# internet-facing load balancers.
+module "vpc" {
+  source  = "terraform-aws-modules/vpc/aws"
+  version = "~> 5.0"
+
+  name = {{ cluster.name }}
+  cidr = var.vpc_cidr
+  azs  = local.azs
+
+  private_subnets = [for i, az in local.azs : cidrsubnet(var.vpc_cidr, 4, i)]
+  public_subnets  = [for i, az in local.azs : cidrsubnet(var.vpc_cidr, 8, i + 48)]
+
+  enable_nat_gateway = true
+  single_nat_gateway = true
+
+  public_subnet_tags = {
+    "kubernetes.io/role/elb" = 1
+  }
+  private_subnet_tags = {
+    "kubernetes.io/role/internal-elb" = 1
+  }
+}
+{%- endif %}
+
+module "eks" {
+  source  = "terraform-aws-modules/eks/aws"
+  version = "~> 20.0"
+
+  cluster_name    = {{ cluster.name }}
+  cluster_version = var.kubernetes_version
+
+  # Terraform and mldeploy reach the API server from outside the VPC; limit who may with
+  # var.endpoint_public_access_cidrs.
+  cluster_endpoint_public_access       = true
+  cluster_endpoint_public_access_cidrs = var.endpoint_public_access_cidrs
+
+  # Whoever runs Terraform becomes a cluster admin (an EKS access entry).
+  enable_cluster_creator_admin_permissions = true
+{%- if cluster.awsVpcId %}
+
+  vpc_id     = var.vpc_id
+  subnet_ids = var.subnet_ids
+{%- else %}
+
+  vpc_id     = module.vpc.vpc_id
+  subnet_ids = module.vpc.private_subnets
+{%- endif %}
+
+  cluster_addons = {
+    coredns                = {}
+    eks-pod-identity-agent = {}
+    kube-proxy             = {}
+    vpc-cni = {
+      before_compute = true
+    }
+  }
+
+  eks_managed_node_groups = {
+{%- for pool in pools %}
+{%- set family = pool.machineType | split(pat=".") | first %}
+{%- set arm = [d for d in range(end=10) if family is containing(pat=d ~ "g")] | length > 0 %}
+{%- if not loop.first %}
+{% endif %}
+{%- if pool.added is defined %}
+    # Not in mldeploy.yaml: every configured pool has GPUs, and GPU nodes are tainted, so
+    # cluster services and the add-ons run on this group.
+{%- endif %}
+    {{ pool.name }} = {
+      ami_type       = {% if pool.gpu %}{{ "AL2023_ARM_64_NVIDIA" if arm else "AL2023_x86_64_NVIDIA" }}{% else %}{{ "AL2023_ARM_64_STANDARD" if arm else "AL2023_x86_64_STANDARD" }}{% endif %}
+      instance_types = [{{ pool.machineType }}]
+      capacity_type  = {{ "SPOT" if pool.spot else "ON_DEMAND" }}
+
+      # desired_size applies when the group is created; from then on the cluster autoscaler
+      # (autoscaling.tf) sizes the group within its limits.
+      min_size     = {{ pool.min | safe }}
+      max_size     = {{ pool.max | safe }}
+      desired_size = {{ pool.min | safe }}
+
+      block_device_mappings = {
+        xvda = {
+          device_name = "/dev/xvda"
+          ebs = {
+            volume_size           = {{ pool.diskSizeGb | safe }}
+            volume_type           = "gp3"
+            encrypted             = true
+            delete_on_termination = true
+          }
+        }
+      }
+{%- if pool.gpu %}
+
+      # EKS neither labels nor taints GPU nodes: GPU pods select this label and tolerate the
+      # taint, other pods stay off these nodes.
+      labels = {
+        {{ scheduling.nodeLabel }} = {{ pool.gpu.accelerator }}
+      }
+{%- if scheduling.taint %}
+      taints = {
+        gpu = {
+          key    = {{ scheduling.taint.key }}
+          value  = {{ scheduling.taint.value }}
+          effect = {{ effects[scheduling.taint.effect] }}
+        }
+      }
+{%- endif %}
+{%- endif %}
+    }
+{%- endfor %}
+  }
+}
+
+# Add-ons (addons.tf) install once the cluster and all its node groups exist.
+resource "terraform_data" "cluster_ready" {
+  depends_on = [module.eks]
+}

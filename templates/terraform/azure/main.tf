@@ -1,0 +1,147 @@
+{#- AKS: the first pool without GPUs or spot capacity is the cluster's default (system) pool, or a
+    small system pool when there is none; every other pool is an azurerm_kubernetes_cluster_node_pool.
+    AKS pool names are at most 12 lowercase letters and digits, so "gpu-t4" becomes "gput4". Keys
+    of `tags` are padded so that `terraform fmt` finds them aligned. -#}
+{%- set pad = "                                                                                " -%}
+{%- set ours = ["managed-by", "mldeploy-cluster", "mldeploy-project"] -%}
+{%- set user = [k for k, v in project.labels if k is not containing(pat="/") and not ours is containing(pat=k)] -%}
+{%- set width = [16, ...[k | length for k in user]] | sort | last -%}
+{%- set system = [p for p in cluster.nodePools if not p.gpu and not p.spot] -%}
+{%- set default = system | first if system else none -%}
+{%- set others = [p for p in cluster.nodePools if not default or p.name != default.name] -%}
+locals {
+  # Tags of the cluster and its node pools: the project labels whose key has no "/" (Azure
+  # allows none), and ours.
+  tags = {
+{%- for key in user %}
+    {{ ('"' ~ key ~ '"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ project.labels[key] }}
+{%- endfor %}
+    {{ ('"managed-by"' ~ pad) | truncate(length=width + 2, end="") | safe }} = "mldeploy"
+    {{ ('"mldeploy-cluster"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ cluster.name }}
+    {{ ('"mldeploy-project"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ project.name }}
+  }
+}
+
+# A data source, not a resource: the resource group must exist (`az group create`), and since
+# mldeploy does not own it, destroying the cluster never deletes it.
+data "azurerm_resource_group" "this" {
+  name = var.resource_group_name
+}
+
+resource "azurerm_kubernetes_cluster" "this" {
+  name                = {{ cluster.name }}
+  location            = var.location
+  resource_group_name = data.azurerm_resource_group.this.name
+  dns_prefix          = {{ cluster.name | truncate(length=54, end="") | trim_end(pat="-") }}
+  kubernetes_version  = var.kubernetes_version
+
+  automatic_upgrade_channel = "patch"
+  oidc_issuer_enabled       = true
+  workload_identity_enabled = true
+  tags                      = local.tags
+
+{%- if default %}
+{%- set name = default.name | replace(from="-", to="") | truncate(length=12, end="") %}
+
+  # The system pool, which runs cluster services and the platform add-ons.
+  default_node_pool {
+    name                        = {{ name }}
+    vm_size                     = {{ default.machineType }}
+    auto_scaling_enabled        = true
+    min_count                   = {{ default.min | safe }}
+    max_count                   = {{ default.max | safe }}
+    os_disk_size_gb             = {{ default.diskSizeGb | safe }}
+    temporary_name_for_rotation = {{ "tmp" ~ name | truncate(length=9, end="") }}
+    tags                        = local.tags
+{%- else %}
+
+  # The system pool, which runs cluster services and the platform add-ons (every configured pool
+  # has GPUs or spot capacity, which a system pool cannot).
+  default_node_pool {
+    name                        = "system"
+    vm_size                     = "Standard_D4s_v5"
+    auto_scaling_enabled        = true
+    min_count                   = 1
+    max_count                   = 3
+    os_disk_size_gb             = 100
+    temporary_name_for_rotation = "tmpsystem"
+    tags                        = local.tags
+{%- endif %}
+
+    upgrade_settings {
+      max_surge = "10%"
+    }
+  }
+
+  identity {
+    type = "SystemAssigned"
+  }
+
+  network_profile {
+    network_plugin      = "azure"
+    network_plugin_mode = "overlay"
+  }
+}
+{%- for pool in others %}
+{%- set name = pool.name | replace(from="-", to="") | truncate(length=12, end="") %}
+{%- set id = name %}
+{%- if "0123456789" is containing(pat=id | truncate(length=1, end="")) %}{% set id = "pool_" ~ id %}{% endif %}
+
+resource "azurerm_kubernetes_cluster_node_pool" {{ id }} {
+  name                  = {{ name }}
+  kubernetes_cluster_id = azurerm_kubernetes_cluster.this.id
+  vm_size               = {{ pool.machineType }}
+  mode                  = "User"
+  auto_scaling_enabled  = true
+  min_count             = {{ pool.min | safe }}
+  max_count             = {{ pool.max | safe }}
+  os_disk_size_gb       = {{ pool.diskSizeGb | safe }}
+  tags                  = local.tags
+{%- if pool.spot %}
+
+  # Spot VMs, deleted on eviction, at up to the on-demand price. AKS taints spot nodes; the taint
+  # is listed so that Terraform does not try to remove it.
+  priority        = "Spot"
+  eviction_policy = "Delete"
+  spot_max_price  = -1
+{%- endif %}
+{%- if pool.gpu %}
+
+  # GPU pods select this label and tolerate the taint; other pods stay off these nodes. AKS
+  # installs the NVIDIA driver; the device plugin is an add-on (addons.tf).
+  node_labels = {
+    {{ scheduling.nodeLabel }} = {{ pool.gpu.accelerator }}
+  }
+{%- endif %}
+{%- if pool.gpu or pool.spot %}
+{%- if not pool.gpu %}
+{% endif %}
+  node_taints = [
+{%- if pool.gpu and scheduling.taint %}
+    {{ scheduling.taint.key ~ "=" ~ scheduling.taint.value ~ ":" ~ scheduling.taint.effect }},
+{%- endif %}
+{%- if pool.spot %}
+    "kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
+{%- endif %}
+  ]
+{%- endif %}
+{%- if not pool.spot %}
+
+  upgrade_settings {
+    max_surge = "10%"
+  }
+{%- endif %}
+}
+{%- endfor %}
+
+# Add-ons (addons.tf) install once the cluster and all its node pools exist.
+resource "terraform_data" "cluster_ready" {
+  depends_on = [
+    azurerm_kubernetes_cluster.this,
+{%- for pool in others %}
+{%- set id = pool.name | replace(from="-", to="") | truncate(length=12, end="") %}
+{%- if "0123456789" is containing(pat=id | truncate(length=1, end="")) %}{% set id = "pool_" ~ id %}{% endif %}
+    azurerm_kubernetes_cluster_node_pool.{{ id | safe }},
+{%- endfor %}
+  ]
+}

@@ -1,0 +1,23 @@
+variable "subscription_id" {
+  description = "Azure subscription of the cluster (null: the ARM_SUBSCRIPTION_ID environment variable)."
+  type        = string
+  default     = null
+}
+
+variable "resource_group_name" {
+  description = "Existing resource group that holds the cluster."
+  type        = string
+  default     = {{ cluster.azureResourceGroup }}
+}
+
+variable "location" {
+  description = "Azure region of the cluster."
+  type        = string
+  default     = {{ cluster.region }}
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes version of the cluster (null: the AKS default). AKS applies patch releases itself."
+  type        = string
+  default     = {% if cluster.kubernetesVersion %}{{ cluster.kubernetesVersion }}{% else %}null{% endif %}
+}

@@ -1,0 +1,254 @@
+{#- Platform add-ons, the same on every cloud. Each cloud's main.tf defines
+    terraform_data.cluster_ready, which exists once the cluster and all its node pools do. -#}
+{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.prometheus -%}
+# Platform add-ons that the rendered manifests rely on, installed with Helm once the cluster and
+# its node pools exist (terraform_data.cluster_ready) and removed before them. Chart versions are
+# pinned; bump them here, not in the cluster.
+{%- if addons.kserve %}
+
+# KServe needs cert-manager for its webhook certificates.
+resource "helm_release" "cert_manager" {
+  name             = "cert-manager"
+  repository       = "https://charts.jetstack.io"
+  chart            = "cert-manager"
+  version          = "v1.16.5"
+  namespace        = "cert-manager"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      crds = {
+        enabled = true
+      }
+    }),
+  ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+
+resource "helm_release" "kserve_crd" {
+  name             = "kserve-crd"
+  repository       = "oci://ghcr.io/kserve/charts"
+  chart            = "kserve-crd"
+  version          = "v0.19.0"
+  namespace        = "kserve"
+  create_namespace = true
+
+  depends_on = [helm_release.cert_manager]
+}
+
+# InferenceServices run as plain Deployments (no Knative or Istio needed).
+resource "helm_release" "kserve" {
+  name             = "kserve"
+  repository       = "oci://ghcr.io/kserve/charts"
+  chart            = "kserve"
+  version          = "v0.19.0"
+  namespace        = "kserve"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      kserve = {
+        controller = {
+          deploymentMode = "RawDeployment"
+        }
+      }
+    }),
+  ]
+
+  depends_on = [helm_release.kserve_crd]
+}
+{%- endif %}
+{%- if addons.seldon %}
+
+# Seldon Core v1: the operator for SeldonDeployments, watching every namespace.
+resource "helm_release" "seldon_core_operator" {
+  name             = "seldon-core"
+  repository       = "https://storage.googleapis.com/seldon-charts"
+  chart            = "seldon-core-operator"
+  version          = "1.17.1"
+  namespace        = "seldon-system"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      usageMetrics = {
+        enabled = false
+      }
+    }),
+  ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- if addons.seldonV2 %}
+
+# Seldon Core v2: CRDs, then the cluster-wide operator, then in every namespace with models a
+# SeldonRuntime (scheduler, gateways) and the default MLServer and Triton Servers.
+resource "helm_release" "seldon_core_v2_crds" {
+  name             = "seldon-core-v2-crds"
+  repository       = "https://seldonio.github.io/helm-charts"
+  chart            = "seldon-core-v2-crds"
+  version          = "2.9.1"
+  namespace        = "seldon-mesh"
+  create_namespace = true
+
+  depends_on = [terraform_data.cluster_ready]
+}
+
+resource "helm_release" "seldon_core_v2_setup" {
+  name             = "seldon-core-v2-setup"
+  repository       = "https://seldonio.github.io/helm-charts"
+  chart            = "seldon-core-v2-setup"
+  version          = "2.9.1"
+  namespace        = "seldon-mesh"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      controller = {
+        clusterwide = true
+      }
+    }),
+  ]
+
+  depends_on = [helm_release.seldon_core_v2_crds]
+}
+
+resource "helm_release" "seldon_core_v2_runtime" {
+  for_each = toset([
+{%- for ns in seldonV2Namespaces %}
+    {{ ns }},
+{%- endfor %}
+  ])
+
+  name             = "seldon-core-v2-runtime"
+  repository       = "https://seldonio.github.io/helm-charts"
+  chart            = "seldon-core-v2-runtime"
+  version          = "2.9.1"
+  namespace        = each.key
+  create_namespace = true
+
+  depends_on = [helm_release.seldon_core_v2_setup]
+}
+
+resource "helm_release" "seldon_core_v2_servers" {
+  for_each = helm_release.seldon_core_v2_runtime
+
+  name       = "seldon-core-v2-servers"
+  repository = "https://seldonio.github.io/helm-charts"
+  chart      = "seldon-core-v2-servers"
+  version    = "2.9.1"
+  namespace  = each.value.namespace
+}
+{%- endif %}
+{%- if addons.devicePlugin %}
+
+# NVIDIA device plugin: advertises the nvidia.com/gpu resource of GPU nodes to the scheduler.
+resource "helm_release" "nvidia_device_plugin" {
+  name             = "nvidia-device-plugin"
+  repository       = "https://nvidia.github.io/k8s-device-plugin"
+  chart            = "nvidia-device-plugin"
+  version          = "0.17.4"
+  namespace        = "nvidia-device-plugin"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+{%- if gpuPools %}
+      # Only on GPU nodes, which carry this label from their node pool.
+      affinity = {
+        nodeAffinity = {
+          requiredDuringSchedulingIgnoredDuringExecution = {
+            nodeSelectorTerms = [
+              {
+                matchExpressions = [
+                  {
+                    key      = {{ scheduling.nodeLabel }}
+                    operator = "Exists"
+                  },
+                ]
+              },
+            ]
+          }
+        }
+      }
+{%- else %}
+      # An existing cluster: GPU feature discovery (with node-feature-discovery) finds the GPU
+      # nodes, labels them with nvidia.com/gpu.product (which GPU pods select), and the device
+      # plugin runs where it found GPUs.
+      gfd = {
+        enabled = true
+      }
+{%- endif %}
+{%- if scheduling.taint %}
+      # GPU nodes are tainted; the list replaces the chart's default, so it keeps
+      # CriticalAddonsOnly.
+      tolerations = [
+        {
+          key      = "CriticalAddonsOnly"
+          operator = "Exists"
+        },
+        {
+          key      = {{ scheduling.taint.key }}
+          operator = "Exists"
+          effect   = {{ scheduling.taint.effect }}
+        },
+      ]
+{%- endif %}
+{%- if k3s %}
+      # k3s starts GPU containers with the nvidia container runtime.
+      runtimeClassName = "nvidia"
+{%- endif %}
+    }),
+  ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- if addons.prometheus %}
+
+# kube-prometheus-stack: Prometheus, Alertmanager and Grafana, finding the models'
+# ServiceMonitors and dashboard ConfigMaps in every namespace (not only the release's).
+resource "helm_release" "kube_prometheus_stack" {
+  name             = "kube-prometheus-stack"
+  repository       = "https://prometheus-community.github.io/helm-charts"
+  chart            = "kube-prometheus-stack"
+  version          = "80.13.3"
+  namespace        = "monitoring"
+  create_namespace = true
+  timeout          = 600
+
+  values = [
+    yamlencode({
+      prometheus = {
+        prometheusSpec = {
+          podMonitorSelectorNilUsesHelmValues     = false
+          ruleSelectorNilUsesHelmValues           = false
+          serviceMonitorSelectorNilUsesHelmValues = false
+        }
+      }
+      grafana = {
+        sidecar = {
+          dashboards = {
+            searchNamespace = "ALL"
+          }
+        }
+      }
+      # The control plane is not scrapeable on managed clusters or k3s.
+      kubeControllerManager = {
+        enabled = false
+      }
+      kubeEtcd = {
+        enabled = false
+      }
+      kubeScheduler = {
+        enabled = false
+      }
+    }),
+  ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- endif %}

@@ -1,0 +1,152 @@
+{#- GKE: a regional (or zonal) cluster without its default pool, and one node pool per
+    configured pool, plus a small system pool when every configured pool has GPUs (GPU nodes are
+    tainted, so cluster services and add-ons would have nowhere to run). Keys of `labels` are
+    padded so that `terraform fmt` finds them aligned. -#}
+{%- set pools = cluster.nodePools -%}
+{%- if not [p for p in pools if not p.gpu] -%}
+{%- set pools = [{"name": "system", "machineType": "e2-standard-4", "gpu": none, "min": 1, "max": 3, "spot": false, "diskSizeGb": 100, "added": true}, ...pools] -%}
+{%- endif -%}
+{%- set pad = "                                                                                " -%}
+{%- set ours = ["managed-by", "mldeploy-cluster", "mldeploy-project"] -%}
+{%- set user = [k for k, v in project.labels if k is not containing(pat="/") and k is not containing(pat=".") and not ours is containing(pat=k | lower)] -%}
+{%- set width = [16, ...[k | length for k in user]] | sort | last -%}
+locals {
+  # GCP labels of the cluster and its node VMs: lowercase, and only the project labels whose key
+  # has no "/" or "." (GCP allows neither).
+  labels = {
+{%- for key in user %}
+    {{ ('"' ~ key | lower ~ '"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ project.labels[key] | lower }}
+{%- endfor %}
+    {{ ('"managed-by"' ~ pad) | truncate(length=width + 2, end="") | safe }} = "mldeploy"
+    {{ ('"mldeploy-cluster"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ cluster.name }}
+    {{ ('"mldeploy-project"' ~ pad) | truncate(length=width + 2, end="") | safe }} = {{ project.name }}
+  }
+}
+
+# Nodes run as their own least-privilege service account, not the Compute Engine default one.
+resource "google_service_account" "nodes" {
+  project      = var.project_id
+  account_id   = {{ (cluster.name | truncate(length=24, end="") | trim_end(pat="-")) ~ "-nodes" }}
+  display_name = {{ "Nodes of GKE cluster " ~ cluster.name }}
+}
+
+resource "google_project_iam_member" "nodes" {
+  for_each = toset([
+    "roles/artifactregistry.reader",
+    "roles/container.defaultNodeServiceAccount",
+  ])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.nodes.email}"
+}
+
+resource "google_container_cluster" "this" {
+  name     = {{ cluster.name }}
+  project  = var.project_id
+  location = var.location
+
+  # Node pools are managed below; GKE still needs a default pool to create the cluster, which
+  # is then removed.
+  remove_default_node_pool = true
+  initial_node_count       = 1
+
+  min_master_version  = var.kubernetes_version
+  network             = var.network
+  subnetwork          = var.subnetwork
+  networking_mode     = "VPC_NATIVE"
+  deletion_protection = var.deletion_protection
+  resource_labels     = local.labels
+
+  release_channel {
+    channel = var.release_channel
+  }
+
+  # Pods get Google credentials through their Kubernetes ServiceAccount.
+  workload_identity_config {
+    workload_pool = "${var.project_id}.svc.id.goog"
+  }
+
+  # Pod and Service IP ranges chosen by GKE.
+  ip_allocation_policy {}
+}
+{%- for pool in pools %}
+{%- set id = pool.name | replace(from="-", to="_") %}
+{%- if "0123456789" is containing(pat=id | truncate(length=1, end="")) %}{% set id = "pool_" ~ id %}{% endif %}
+
+{% if pool.added is defined -%}
+# Not in mldeploy.yaml: every configured pool has GPUs, and GPU nodes are tainted, so cluster
+# services and the add-ons run on this pool.
+{% endif -%}
+resource "google_container_node_pool" {{ id }} {
+  name     = {{ pool.name }}
+  project  = var.project_id
+  location = var.location
+  cluster  = google_container_cluster.this.name
+{%- if pool.min > 0 %}
+
+  # Nodes per zone at creation; from then on the autoscaler keeps the pool within its limits.
+  initial_node_count = 1
+{%- endif %}
+
+  # Limits for the whole pool, across all of the cluster's zones.
+  autoscaling {
+    total_min_node_count = {{ pool.min | safe }}
+    total_max_node_count = {{ pool.max | safe }}
+    location_policy      = {{ "ANY" if pool.gpu or pool.spot else "BALANCED" }}
+  }
+
+  management {
+    auto_repair  = true
+    auto_upgrade = true
+  }
+
+  node_config {
+    machine_type    = {{ pool.machineType }}
+    disk_size_gb    = {{ pool.diskSizeGb | safe }}
+    disk_type       = "pd-balanced"
+    spot            = {{ pool.spot | safe }}
+    service_account = google_service_account.nodes.email
+    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+    resource_labels = local.labels
+
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+{%- if pool.gpu %}
+
+    # GKE labels these nodes cloud.google.com/gke-accelerator, taints them
+    # nvidia.com/gpu=present:NoSchedule, and installs the driver and the device plugin. The pool
+    # spans the cluster's zones: set node_locations if the GPU is not offered in all of them.
+    guest_accelerator {
+      type  = {{ pool.gpu.accelerator }}
+      count = {{ pool.gpu.count | safe }}
+
+      gpu_driver_installation_config {
+        gpu_driver_version = "DEFAULT"
+      }
+    }
+{%- endif %}
+  }
+{%- if pool.min > 0 %}
+
+  lifecycle {
+    ignore_changes = [initial_node_count]
+  }
+{%- endif %}
+
+  depends_on = [google_project_iam_member.nodes]
+}
+{%- endfor %}
+
+# Add-ons (addons.tf) install once the cluster and all its node pools exist.
+resource "terraform_data" "cluster_ready" {
+  depends_on = [
+    google_container_cluster.this,
+{%- for pool in pools %}
+{%- set id = pool.name | replace(from="-", to="_") %}
+{%- if "0123456789" is containing(pat=id | truncate(length=1, end="")) %}{% set id = "pool_" ~ id %}{% endif %}
+    google_container_node_pool.{{ id | safe }},
+{%- endfor %}
+  ]
+}
