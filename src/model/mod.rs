@@ -556,7 +556,9 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> ClusterModel 
     let mut seen: Vec<&str> = Vec::new();
     for (i, p) in c.node_pools.iter().enumerate() {
         let ppath = join(&path, &[key("nodePools"), Seg::Index(i)]);
-        ck.label(&join(&ppath, &[key("name")]), "node pool", &p.name);
+        if ck.label(&join(&ppath, &[key("name")]), "node pool", &p.name) {
+            pool_name_rules(ck, &join(&ppath, &[key("name")]), c.cloud, &p.name);
+        }
         if seen.contains(&p.name.as_str()) {
             ck.at(
                 &join(&ppath, &[key("name")]),
@@ -584,6 +586,34 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> ClusterModel 
         node_pools: pools,
         context: c.context.clone(),
         distribution: c.distribution,
+    }
+}
+
+/// Node pool names each cloud accepts beyond DNS labels: AKS at most 12 lowercase letters and
+/// digits starting with a letter, GKE at most 40 characters starting with a letter.
+fn pool_name_rules(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, name: &str) {
+    let starts_with_letter = name.starts_with(|c: char| c.is_ascii_lowercase());
+    match cloud {
+        Cloud::Azure if name.len() > 12 || name.contains('-') || !starts_with_letter => {
+            let mut fix: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+            if !fix.starts_with(|c: char| c.is_ascii_lowercase()) {
+                fix.insert(0, 'p');
+            }
+            fix.truncate(12);
+            ck.at(
+                path,
+                format!("AKS node pool name `{name}` must be 1 to 12 lowercase letters and digits, starting with a letter"),
+                Some(format!("e.g. `{fix}`")),
+            );
+        }
+        Cloud::Gcp if name.len() > 40 || !starts_with_letter => ck.at(
+            path,
+            format!(
+                "GKE node pool name `{name}` must be at most 40 characters and start with a letter"
+            ),
+            None,
+        ),
+        _ => {}
     }
 }
 
