@@ -72,11 +72,11 @@ pub enum Command {
     /// Render Terraform and Kubernetes manifests for an environment.
     Render(RenderArgs),
     /// Show what `apply` would change. Exit 0 no changes, 2 changes, 1 error.
-    Diff,
+    Diff(DiffArgs),
     /// Apply an environment to its cluster (server-side apply, ordered, waited on).
     Apply(ApplyArgs),
     /// Show the models of an environment as the cluster sees them.
-    Status,
+    Status(StatusArgs),
     /// Delete everything mldeploy applied to an environment.
     Delete(DeleteArgs),
     /// Write a GitOps repository tree (Argo CD or Flux).
@@ -91,6 +91,8 @@ pub enum Command {
     Schema,
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one per command into a folder.
+    Man(ManArgs),
 }
 
 /// `init` options.
@@ -131,46 +133,92 @@ pub struct RenderArgs {
     pub templates: Option<PathBuf>,
 }
 
+/// `diff` options.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
 /// `apply` options.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Server-side dry-run only.
+    /// Server-side dry-run only: the API server validates and admits, nothing is stored.
     #[arg(long)]
     pub dry_run: bool,
-    /// Delete objects this project applied before and no longer renders.
+    /// Delete objects this environment applied before and no longer renders.
     #[arg(long)]
     pub prune: bool,
+    /// Wait for readiness (the default).
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait: bool,
     /// Do not wait for readiness.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to wait for readiness.
-    #[arg(long, default_value = "5m")]
-    pub timeout: String,
+    /// How long to wait for readiness (`90s`, `5m`, `1h`).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
     /// Take ownership of fields other managers own.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Requests in flight at once within an apply group.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+/// `status` options.
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+/// Parses `90s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; use e.g. 90s, 5m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit `{unit}`; use s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `delete` options.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// Do not ask.
+    /// Do not ask (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
 }
 
 /// `gitops` options.
 #[derive(Debug, Args)]
 pub struct GitopsArgs {
-    /// Repository folder to write.
-    #[arg(long, default_value = "deploy")]
-    pub out: PathBuf,
-    /// Write nothing; exit 2 with a diff when the tree is stale.
+    /// Repository folder to write (default: the config's `gitops.path`, else `deploy`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write nothing; exit 0 when the tree is up to date, 2 with a diff when it is stale.
     #[arg(long)]
     pub check: bool,
-    /// Overwrite generated files that were edited by hand.
+    /// Overwrite (or delete) generated files that were edited by hand or not written by mldeploy.
     #[arg(long)]
     pub force: bool,
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
 }
 
 /// `infra` options.
@@ -231,4 +279,13 @@ pub struct CompletionsArgs {
     /// Shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `man` options.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `mldeploy.1` and a page per subcommand (`mldeploy-render.1`, …) into this folder
+    /// instead of printing the main page.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

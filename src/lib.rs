@@ -2,15 +2,28 @@
 //!
 //! The pipeline reads top to bottom: [`config`] (parse, strict, spans) → [`model`] (resolve
 //! defaults and overrides, check everything, GPU [`catalog`]) → [`render`] (templates) →
-//! [`bundle`] (objects in apply order, Terraform files) → gitops | cluster.
+//! [`bundle`] (objects in apply order, Terraform files) → [`gitops`] | cluster.
 //! [`commands`] holds one module per verb; [`cli`] the argument types.
+
+/// `println!` to stdout that does not panic when the reader has gone away (`mldeploy … | head`).
+macro_rules! outln {
+    () => { $crate::commands::emit("\n") };
+    ($($t:tt)*) => { $crate::commands::emit(&format!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` to stdout that does not panic when the reader has gone away.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::commands::emit(&format!($($t)*)) };
+}
 
 pub mod bundle;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod diag;
+pub mod gitops;
 pub mod model;
 pub mod render;
 pub mod suggest;

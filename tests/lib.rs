@@ -1,12 +1,19 @@
 //! Integration tests, in one binary so they link once (as `just` does).
 
 mod cli;
+mod cluster;
 mod config;
 mod fuzz;
+mod gitops;
+mod real_cluster;
 mod render;
+mod support;
 mod terraform;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 /// The built `mldeploy` binary, with colour and CI detection neutralised.
 pub fn mldeploy() -> assert_cmd::Command {
@@ -33,4 +40,66 @@ pub fn yaml_files(dir: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The real CRDs from ../shared/crds, as JSON Schemas keyed by (apiVersion, kind). Objects are
+/// closed (unknown fields rejected) unless the CRD preserves unknown fields, as kubectl's strict
+/// field validation would do.
+pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
+    let dir = root().join("../shared/crds");
+    if !dir.is_dir() {
+        return None;
+    }
+    fn close(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                let preserve =
+                    map.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+                if map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                    && !preserve
+                {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                map.values_mut().for_each(close);
+            }
+            Value::Array(items) => items.iter_mut().for_each(close),
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in std::fs::read_dir(&dir).ok()? {
+        let sub = sub.ok()?.path();
+        if sub.is_dir() {
+            for f in std::fs::read_dir(&sub).ok()? {
+                files.push(f.ok()?.path());
+            }
+        }
+    }
+    files.sort();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(f).ok()?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("CRD parses");
+        for crd in docs
+            .into_iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+        {
+            let group = crd["spec"]["group"].as_str().expect("group").to_string();
+            let kind = crd["spec"]["names"]["kind"]
+                .as_str()
+                .expect("kind")
+                .to_string();
+            for v in crd["spec"]["versions"].as_array().expect("versions") {
+                let mut schema = v["schema"]["openAPIV3Schema"].clone();
+                close(&mut schema);
+                let version = v["name"].as_str().expect("name");
+                out.insert((format!("{group}/{version}"), kind.clone()), schema);
+            }
+        }
+    }
+    Some(out)
 }

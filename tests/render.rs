@@ -327,7 +327,8 @@ fn hostile_env_values_round_trip_exactly() {
         .iter()
         .find(|m| m.kind == "Deployment")
         .expect("deployment");
-    let env = deployment.object()["spec"]["template"]["spec"]["containers"][0]["env"]
+    let object = deployment.object();
+    let env = object["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .expect("env");
     for (i, s) in HOSTILE.iter().enumerate() {
@@ -361,10 +362,12 @@ proptest! {
         let bundle = render(&p, "factory");
         prop_assert_eq!(bundle.manifests.len(), before);
         for m in &bundle.manifests {
-            prop_assert_eq!(m.object()["metadata"]["labels"]["example.com/free"].as_str(), Some(label.as_str()));
+            let object = m.object();
+            prop_assert_eq!(object["metadata"]["labels"]["example.com/free"].as_str(), Some(label.as_str()));
         }
         let deployment = bundle.manifests.iter().find(|m| m.kind == "Deployment").expect("deployment");
-        let env = deployment.object()["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+        let object = deployment.object();
+    let env = object["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
         let var = env.iter().find(|v| v["name"] == "FREE").expect("variable");
         prop_assert_eq!(var["value"].as_str(), Some(value.as_str()));
     }

@@ -233,7 +233,7 @@ clusters:
     region: us-central1
     gcp: {project: shop-ml, zone: us-central1-a}
     nodePools:
-      - {name: 4cpu, machine: {cpu: 4, memory: 16Gi}, min: 2, max: 5}
+      - {name: cpu4, machine: {cpu: 4, memory: 16Gi}, min: 2, max: 5}
       - {name: gpu-l4, gpu: {type: l4, count: 1}, spot: true, max: 2}
 environments:
   prod: {cluster: zonal}
@@ -274,8 +274,8 @@ clusters:
     region: northeurope
     azure: {resourceGroup: shop-rg}
     nodePools:
-      - {name: batch-spot, machine: {cpu: 8, memory: 32Gi}, spot: true, max: 10}
-      - {name: gpu-t4, gpu: {type: t4, count: 1}, spot: true, max: 2}
+      - {name: batchspot, machine: {cpu: 8, memory: 32Gi}, spot: true, max: 10}
+      - {name: gput4, gpu: {type: t4, count: 1}, spot: true, max: 2}
 environments:
   prod: {cluster: aks}
 "#,

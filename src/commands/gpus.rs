@@ -13,12 +13,12 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             .map(|(c, list)| (c.name().to_string(), serde_json::json!(list)))
             .collect();
         let doc = serde_json::json!({"gpus": GPUS, "scheduling": SCHEDULING, "machines": machines});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(exit::OK);
     }
-    println!("{}", table());
-    println!();
-    println!("Scheduling (GPUs are requested in limits: nvidia.com/gpu):");
+    outln!("{}", table());
+    outln!();
+    outln!("Scheduling (GPUs are requested in limits: nvidia.com/gpu):");
     for s in SCHEDULING {
         let taint = s
             .taint
@@ -35,7 +35,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             Cloud::Azure => "; AKS also labels kubernetes.azure.com/accelerator: nvidia",
             _ => "",
         };
-        println!(
+        outln!(
             "  {:<7} nodeSelector {}=<accelerator>; {taint}; {plugin}{extra}",
             s.cloud.name(),
             s.node_label

@@ -55,7 +55,7 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32, Error> {
             path.display()
         );
     } else {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"ok": true, "config": path.display().to_string(), "schema": dir.join(SCHEMA_FILE).display().to_string()})
         );

@@ -1,8 +1,11 @@
 //! One module per command (as helm's `pkg/action`): each takes parsed arguments and the shared
 //! context, does its work through the pipeline stages, and returns an exit code or an error.
 
+mod cluster;
+mod gitops;
 mod gpus;
 mod init;
+mod man;
 mod render;
 mod schema;
 mod templates;
@@ -29,16 +32,52 @@ pub struct Ctx {
     pub global: Global,
     /// Whether stderr/stdout may use colour.
     pub color: bool,
+    /// Whether spinners and progress bars may be drawn (on stderr).
+    pub progress: bool,
+}
+
+/// What the terminal allows, decided once: colour and progress only for a person at a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Terminal {
+    color: bool,
+    progress: bool,
+}
+
+impl Terminal {
+    /// `var` reads the environment; the flags say whether stdout and stderr are terminals. A
+    /// pipeline (either stream redirected), `CI`, JSON output or `TERM=dumb` turn both off, as
+    /// `--no-color` and `NO_COLOR` turn colour off.
+    fn detect(
+        global: &Global,
+        var: impl Fn(&str) -> Option<std::ffi::OsString>,
+        stdout_tty: bool,
+        stderr_tty: bool,
+    ) -> Self {
+        let interactive = stdout_tty
+            && stderr_tty
+            && global.output == Output::Text
+            && var("CI").is_none()
+            && var("TERM").is_none_or(|t| t != "dumb");
+        Terminal {
+            color: interactive && !global.no_color && var("NO_COLOR").is_none(),
+            progress: interactive,
+        }
+    }
 }
 
 impl Ctx {
     fn new(global: Global) -> Self {
-        let color = !global.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::env::var_os("CI").is_none()
-            && global.output == Output::Text
-            && std::io::stderr().is_terminal();
-        Ctx { global, color }
+        let t = Terminal::detect(
+            &global,
+            |k| std::env::var_os(k),
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        );
+        Ctx {
+            global,
+            color: t.color,
+            progress: t.progress,
+        }
     }
 
     /// Whether JSON was asked for.
@@ -120,13 +159,14 @@ pub fn run(cli: Cli) -> i32 {
             Ok(exit::OK)
         }
         Command::Render(args) => render::run(&ctx, args),
-        Command::Diff => Err(Error::NotImplemented { command: "diff" }),
-        Command::Apply(_) => Err(Error::NotImplemented { command: "apply" }),
-        Command::Status => Err(Error::NotImplemented { command: "status" }),
-        Command::Delete(_) => Err(Error::NotImplemented { command: "delete" }),
-        Command::Gitops(_) => Err(Error::NotImplemented { command: "gitops" }),
+        Command::Diff(args) => cluster::diff(&ctx, args),
+        Command::Apply(args) => cluster::apply(&ctx, args),
+        Command::Status(_) => cluster::status(&ctx),
+        Command::Delete(args) => cluster::delete(&ctx, args),
+        Command::Gitops(args) => gitops::run(&ctx, args),
         Command::Infra(_) => Err(Error::NotImplemented { command: "infra" }),
         Command::Templates(args) => templates::run(&ctx, &args.action),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(code) => code,
@@ -146,15 +186,12 @@ fn report_error(ctx: &Ctx, e: &Error) {
             }
             other => serde_json::json!({"ok": false, "errors": [{"message": other.to_string()}]}),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
+        emit(&(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n"));
     }
     match e {
         Error::Report(r) => eprint!("{}", r.render(ctx.color)),
         Error::NotImplemented { command } => eprintln!(
-            "error: `mldeploy {command}` is not implemented yet\n  help: `init`, `validate`, `render`, `templates`, `gpus`, `schema` and `completions` work today"
+            "error: `mldeploy {command}` is not implemented yet\n  help: `init`, `validate`, `render`, `gitops`, `templates`, `gpus`, `schema`, `completions` and `man` work today"
         ),
         Error::Message { message, hint } => {
             eprintln!("error: {message}");
@@ -165,8 +202,63 @@ fn report_error(ctx: &Ctx, e: &Error) {
     }
 }
 
+/// Writes a command's output to stdout. A reader that went away (`mldeploy … | head`) is not an
+/// error, and unlike `println!` this does not panic: the command still ends with its own exit code,
+/// which is what `--check` in a pipeline reports.
+pub fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing to stdout: {e}");
+        }
+        _ => {}
+    }
+}
+
 /// Loads and resolves the config named by `-f`.
 pub fn load_project(ctx: &Ctx) -> Result<crate::model::Project, Error> {
     let loaded = crate::config::load_file(&ctx.global.config)?;
     Ok(crate::model::resolve(&loaded)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn detect(args: &[&str], vars: &[(&str, &str)], stdout: bool, stderr: bool) -> Terminal {
+        let cli =
+            Cli::try_parse_from(["mldeploy"].iter().chain(args).chain(&["gpus"])).expect("parses");
+        let var = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        Terminal::detect(&cli.global, var, stdout, stderr)
+    }
+
+    #[test]
+    fn colour_and_progress_only_for_a_person_at_a_terminal() {
+        let on = Terminal {
+            color: true,
+            progress: true,
+        };
+        let off = Terminal {
+            color: false,
+            progress: false,
+        };
+        assert_eq!(detect(&[], &[], true, true), on);
+        assert_eq!(detect(&[], &[], false, true), off, "stdout piped");
+        assert_eq!(detect(&[], &[], true, false), off, "stderr piped");
+        assert_eq!(detect(&[], &[("CI", "true")], true, true), off);
+        assert_eq!(detect(&[], &[("TERM", "dumb")], true, true), off);
+        assert_eq!(detect(&["--output", "json"], &[], true, true), off);
+        let no_colour = Terminal {
+            color: false,
+            progress: true,
+        };
+        assert_eq!(detect(&["--no-color"], &[], true, true), no_colour);
+        assert_eq!(detect(&[], &[("NO_COLOR", "1")], true, true), no_colour);
+    }
 }

@@ -20,7 +20,7 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
                     "out": out.display().to_string(),
                     "files": files,
                 });
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
                 eprintln!(
                     "rendered env {} ({} objects, {} Terraform files) into {}",
@@ -34,12 +34,12 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
         None if ctx.json() => {
             let objects: Vec<serde_json::Value> =
                 bundle.manifests.iter().map(|m| m.object()).collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&objects).unwrap_or_default()
             );
         }
-        None => print!("{}", bundle.to_stream()),
+        None => out!("{}", bundle.to_stream()),
     }
     Ok(exit::OK)
 }

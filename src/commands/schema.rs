@@ -12,6 +12,6 @@ pub fn schema_json() -> String {
 }
 
 pub(super) fn run(_: &Ctx) -> Result<i32, Error> {
-    println!("{}", schema_json());
+    outln!("{}", schema_json());
     Ok(exit::OK)
 }

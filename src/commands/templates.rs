@@ -23,7 +23,7 @@ pub(super) fn run(ctx: &Ctx, action: &TemplatesAction) -> Result<i32, Error> {
                         serde_json::json!({"name": t.name, "origin": origin, "path": path})
                     })
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&list).unwrap_or_default()
                 );
@@ -31,8 +31,8 @@ pub(super) fn run(ctx: &Ctx, action: &TemplatesAction) -> Result<i32, Error> {
                 for t in templates.iter() {
                     let (origin, path) = origin(&t.origin);
                     match path {
-                        Some(p) => println!("{:<48} {origin:<10} {p}", t.name),
-                        None => println!("{:<48} {origin}", t.name),
+                        Some(p) => outln!("{:<48} {origin:<10} {p}", t.name),
+                        None => outln!("{:<48} {origin}", t.name),
                     }
                 }
             }

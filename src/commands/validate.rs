@@ -15,21 +15,8 @@ const CHECKED: &[&str] = &[
 
 pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
     let project = load_project(ctx)?;
-    if let Some(env) = &ctx.global.env
-        && !project.environments.contains_key(env)
-    {
-        return Err(Error::msg(
-            format!("unknown environment `{env}`"),
-            Some(&format!(
-                "environments: {}",
-                project
-                    .environments
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        ));
+    if let Some(env) = &ctx.global.env {
+        crate::render::pick_env(&project, Some(env))?;
     }
     let file = ctx.global.config.display().to_string();
     if ctx.json() {
@@ -39,10 +26,10 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             "checked": CHECKED,
             "project": project,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(exit::OK);
     }
-    print!("{}", summary(&file, &project));
+    out!("{}", summary(&file, &project));
     Ok(exit::OK)
 }
 

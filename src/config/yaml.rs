@@ -225,21 +225,27 @@ impl Node {
         }
     }
 
-    /// Follows a path; stops at the deepest node that exists.
-    pub fn lookup(&self, path: &[Seg]) -> &Node {
-        let mut node = self;
-        for seg in path {
-            let next = match (seg, &node.value) {
+    /// The node at exactly `path`, if there is one.
+    pub fn find(&self, path: &[Seg]) -> Option<&Node> {
+        path.iter()
+            .try_fold(self, |node, seg| match (seg, &node.value) {
                 (Seg::Key(k), Value::Map(_)) => node.get(k),
                 (Seg::Index(i), Value::Seq(items)) => items.get(*i),
                 _ => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => break,
-            }
-        }
-        node
+            })
+    }
+
+    /// Follows a path; stops at the deepest node that exists.
+    pub fn lookup(&self, path: &[Seg]) -> &Node {
+        (0..=path.len())
+            .rev()
+            .find_map(|n| self.find(&path[..n]))
+            .unwrap_or(self)
+    }
+
+    /// Whether the node at exactly `path` exists.
+    pub fn exists(&self, path: &[Seg]) -> bool {
+        self.find(path).is_some()
     }
 
     /// Marks the node at exactly `path` to be skipped; false if there is no such node.
@@ -268,24 +274,7 @@ impl Node {
 
     /// Whether the node at exactly `path` exists and was marked to be skipped.
     pub(crate) fn is_skipped(&self, path: &[Seg]) -> bool {
-        self.exists(path) && self.lookup(path).skip
-    }
-
-    /// Whether the node at exactly `path` exists.
-    pub fn exists(&self, path: &[Seg]) -> bool {
-        let mut node = self;
-        for seg in path {
-            let next = match (seg, &node.value) {
-                (Seg::Key(k), Value::Map(_)) => node.get(k),
-                (Seg::Index(i), Value::Seq(items)) => items.get(*i),
-                _ => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => return false,
-            }
-        }
-        true
+        self.find(path).is_some_and(|n| n.skip)
     }
 
     /// Merges `patch` over `self` with JSON merge-patch rules (RFC 7386): mappings merge key by

@@ -1,0 +1,218 @@
+//! Waiting for readiness: Deployments by observedGeneration and updated/available replicas,
+//! SeldonDeployments by `status.state == Available`, Seldon v2 Models, Experiments and KServe
+//! InferenceServices by their `Ready` condition. On timeout, each object that is not ready is named
+//! with its conditions and latest warning events.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ClusterError;
+use super::api::{Api, Resource, display};
+use super::progress::Progress;
+
+/// An object that did not become ready, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotReady {
+    /// `Kind namespace/name`.
+    pub object: String,
+    /// What is missing.
+    pub reason: String,
+    /// Its conditions, as `Type=Status: message`.
+    pub conditions: Vec<String>,
+    /// Its latest warning events.
+    pub events: Vec<String>,
+}
+
+/// Readiness of a live object: `None` for kinds that are ready once applied.
+pub fn readiness(kind: &str, obj: &Value) -> Option<Result<(), String>> {
+    let status = &obj["status"];
+    let ready_condition = || -> Result<(), String> {
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        match conditions.iter().find(|c| c["type"] == "Ready") {
+            Some(c) if c["status"] == "True" => Ok(()),
+            Some(c) => Err(format!(
+                "Ready is {}{}",
+                c["status"].as_str().unwrap_or("Unknown"),
+                c["message"]
+                    .as_str()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )),
+            None => Err("no Ready condition yet".into()),
+        }
+    };
+    match kind {
+        "Deployment" => Some((|| {
+            let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
+            let observed = status["observedGeneration"].as_i64().unwrap_or(-1);
+            if observed < generation {
+                return Err(format!(
+                    "rollout not observed yet (generation {generation}, observed {observed})"
+                ));
+            }
+            let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+            let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
+            let available = status["availableReplicas"].as_i64().unwrap_or(0);
+            if updated < want {
+                return Err(format!("{updated} of {want} replicas updated"));
+            }
+            if available < want {
+                return Err(format!("{available} of {want} replicas available"));
+            }
+            Ok(())
+        })()),
+        "SeldonDeployment" => Some(match status["state"].as_str() {
+            Some("Available") => Ok(()),
+            Some(state) => Err(format!(
+                "state is {state}{}",
+                status["description"]
+                    .as_str()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            )),
+            None => Err("no state yet".into()),
+        }),
+        "Model" | "InferenceService" | "Experiment" => Some(ready_condition()),
+        _ => None,
+    }
+}
+
+fn conditions(obj: &Value) -> Vec<String> {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={}{}",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?"),
+                c["message"]
+                    .as_str()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Polls `targets` until each is ready or `timeout` passes.
+pub async fn wait(
+    api: &Api,
+    targets: &[(Resource, Option<String>, String)],
+    timeout: Duration,
+    poll: Duration,
+    progress: &Progress,
+) -> Result<(), ClusterError> {
+    let start = Instant::now();
+    let mut pending: Vec<&(Resource, Option<String>, String)> = targets
+        .iter()
+        .filter(|(r, _, _)| readiness(&r.kind, &Value::Null).is_some())
+        .collect();
+    let mut last: Vec<(String, String, Value)> = Vec::new();
+    loop {
+        last.clear();
+        let mut still = Vec::new();
+        for t in pending {
+            let (resource, namespace, name) = t;
+            let label = format!("{} {}", resource.kind, display(namespace.as_deref(), name));
+            match api.get(resource, namespace.as_deref(), name).await? {
+                None => {
+                    last.push((label, "not found".into(), Value::Null));
+                    still.push(t);
+                }
+                Some(obj) => match readiness(&resource.kind, &obj) {
+                    Some(Err(why)) => {
+                        last.push((label, why, obj));
+                        still.push(t);
+                    }
+                    _ => progress.event("ready", &label, "ready"),
+                },
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            break;
+        }
+        tokio::time::sleep(poll.min(timeout.saturating_sub(start.elapsed()))).await;
+    }
+    let mut not_ready = Vec::new();
+    for ((_, namespace, name), (label, reason, obj)) in pending.into_iter().zip(last) {
+        let events = match namespace {
+            Some(ns) => api
+                .events(ns, name)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e["type"] == "Warning")
+                .rev()
+                .take(3)
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["reason"].as_str().unwrap_or("?"),
+                        e["message"].as_str().unwrap_or("").trim()
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        not_ready.push(NotReady {
+            object: label,
+            reason,
+            conditions: conditions(&obj),
+            events,
+        });
+    }
+    Err(ClusterError::NotReady { not_ready, timeout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn readiness_rules() {
+        let dep = |observed: i64, avail: i64| {
+            json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
+                   "status": {"observedGeneration": observed, "updatedReplicas": 2, "availableReplicas": avail}})
+        };
+        assert!(readiness("Deployment", &dep(2, 2)).expect("waited").is_ok());
+        assert!(
+            readiness("Deployment", &dep(1, 2))
+                .expect("waited")
+                .is_err()
+        );
+        assert!(
+            readiness("Deployment", &dep(2, 1))
+                .expect("waited")
+                .is_err()
+        );
+        assert!(
+            readiness(
+                "SeldonDeployment",
+                &json!({"status": {"state": "Available"}})
+            )
+            .expect("w")
+            .is_ok()
+        );
+        assert!(
+            readiness(
+                "SeldonDeployment",
+                &json!({"status": {"state": "Creating"}})
+            )
+            .expect("w")
+            .is_err()
+        );
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(readiness("InferenceService", &ready).expect("w").is_ok());
+        assert!(readiness("Model", &json!({})).expect("w").is_err());
+        assert!(readiness("Service", &json!({})).is_none());
+    }
+}

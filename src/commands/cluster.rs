@@ -1,0 +1,310 @@
+//! `diff`, `apply`, `status` and `delete`: render the environment, connect to its cluster, plan,
+//! and (for apply/delete) execute. One plan serves both diff and apply, so they cannot disagree.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Ctx, Error, exit, load_project};
+use crate::bundle::Bundle;
+use crate::cli::{ApplyArgs, DeleteArgs, DiffArgs};
+use crate::cluster::api::Api;
+use crate::cluster::applyset::ApplySet;
+use crate::cluster::plan::{self, Action, Plan};
+use crate::cluster::progress::{Mode, Progress};
+use crate::cluster::{ClusterError, apply, status, wait};
+use crate::model::{Env, Project};
+use crate::render::{self, Templates, templates::user_dir};
+
+impl From<ClusterError> for Error {
+    fn from(e: ClusterError) -> Self {
+        let mut message = e.to_string();
+        if let ClusterError::NotReady { not_ready, .. } = &e {
+            for n in not_ready {
+                message.push_str(&format!("\n  - {}: {}", n.object, n.reason));
+                for c in &n.conditions {
+                    message.push_str(&format!("\n      condition {c}"));
+                }
+                for ev in &n.events {
+                    message.push_str(&format!("\n      event {ev}"));
+                }
+            }
+        }
+        Error::Message {
+            message,
+            hint: e.hint(),
+        }
+    }
+}
+
+/// Everything a cluster command works from.
+struct Session {
+    project: Project,
+    env: Env,
+    bundle: Bundle,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn session(ctx: &Ctx, templates: Option<&Path>) -> Result<Session, Error> {
+    let project = load_project(ctx)?;
+    let env = render::pick_env(&project, ctx.global.env.as_deref())?.clone();
+    let dir = user_dir(&ctx.global.config, templates);
+    let templates = Templates::load(dir.as_deref())?;
+    let bundle = render::render_env(&project, &env, &templates)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}"), None))?;
+    Ok(Session {
+        project,
+        env,
+        bundle,
+        runtime,
+    })
+}
+
+impl Session {
+    /// Connects to the environment's cluster: `--context`, else the cluster's `context`.
+    async fn connect(&self, ctx: &Ctx) -> Result<Api, Error> {
+        let cluster = &self.project.clusters[&self.env.cluster];
+        let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
+        let api = Api::connect(ctx.global.kubeconfig.as_deref(), context).await?;
+        // Ctrl-C: finish the requests in flight, start no new ones, prune nothing.
+        let flag = api.cancel_flag();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\ninterrupted: finishing requests in flight, then stopping (nothing will be pruned)"
+                );
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        Ok(api)
+    }
+
+    fn applyset(&self) -> ApplySet {
+        ApplySet::new(&self.project.name, &self.env.name, &self.env.namespace)
+    }
+
+    async fn plan(&self, api: &Api, concurrency: usize) -> Result<Plan, Error> {
+        Ok(plan::plan(
+            api,
+            &self.bundle,
+            &self.env.name,
+            self.applyset(),
+            concurrency,
+        )
+        .await?)
+    }
+}
+
+fn colorize(diff: &str, color: bool) -> String {
+    if !color {
+        return diff.to_string();
+    }
+    diff.lines()
+        .map(|l| match l.as_bytes().first() {
+            Some(b'+') if !l.starts_with("+++") => format!("\x1b[32m{l}\x1b[0m\n"),
+            Some(b'-') if !l.starts_with("---") => format!("\x1b[31m{l}\x1b[0m\n"),
+            Some(b'@') => format!("\x1b[36m{l}\x1b[0m\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
+
+fn summary(plan: &Plan) -> String {
+    format!(
+        "{} to create, {} to update, {} unchanged, {} to prune (env {}, context {})",
+        plan.count(Action::Create),
+        plan.count(Action::Update),
+        plan.count(Action::Unchanged),
+        plan.count(Action::Prune),
+        plan.env,
+        plan.context
+    )
+}
+
+fn color_stdout(ctx: &Ctx) -> bool {
+    !ctx.global.no_color
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var_os("CI").is_none()
+        && std::io::stdout().is_terminal()
+}
+
+pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
+    let s = session(ctx, args.templates.as_deref())?;
+    let plan = s.runtime.block_on(async {
+        let api = s.connect(ctx).await?;
+        s.plan(&api, usize::from(args.concurrency)).await
+    })?;
+    if ctx.json() {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
+        );
+    } else {
+        let color = color_stdout(ctx);
+        let mut out = String::new();
+        for c in plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged)
+        {
+            let sign = match c.action {
+                Action::Create => "+ create",
+                Action::Update => "~ update",
+                Action::Prune => "- prune ",
+                Action::Unchanged => "",
+            };
+            out.push_str(&format!("{sign} {}\n", c.label()));
+            out.push_str(&colorize(&c.diff, color));
+        }
+        out.push_str(&summary(&plan));
+        out.push('\n');
+        out!("{out}");
+    }
+    Ok(if plan.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
+    let s = session(ctx, args.templates.as_deref())?;
+    let mode = Mode::detect(ctx.json());
+    let concurrency = usize::from(args.concurrency);
+    let outcome = s.runtime.block_on(async {
+        let api = s.connect(ctx).await?;
+        let plan = s.plan(&api, concurrency).await?;
+        if !ctx.json() {
+            eprintln!("{}", summary(&plan));
+        }
+        let steps = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Prune)
+            .count() as u64;
+        let progress = Progress::new(mode, "apply", steps);
+        let opts = apply::Options {
+            force_conflicts: args.force_conflicts,
+            dry_run: args.dry_run,
+            prune: args.prune,
+            concurrency,
+        };
+        let result = apply::execute(&api, &plan, opts, &progress).await;
+        progress.finish();
+        let outcome = result?;
+        if !args.dry_run && !args.no_wait {
+            let targets: Vec<_> = plan
+                .changes
+                .iter()
+                .filter(|c| c.action != Action::Prune)
+                .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
+                .filter(|(r, _, _)| wait::readiness(&r.kind, &serde_json::Value::Null).is_some())
+                .collect();
+            let waiting = Progress::new(mode, "wait", targets.len() as u64);
+            let poll = std::env::var("MLDEPLOY_POLL_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(2), Duration::from_millis);
+            let result = wait::wait(&api, &targets, args.timeout, poll, &waiting).await;
+            waiting.finish();
+            result?;
+        }
+        Ok::<_, Error>(outcome)
+    })?;
+    if ctx.json() {
+        outln!(
+            "{}",
+            serde_json::json!({"event": "done", "ok": true, "outcome": outcome})
+        );
+    } else {
+        let verb = if args.dry_run { "dry run:" } else { "applied:" };
+        eprintln!(
+            "{verb} {} created, {} updated, {} unchanged, {} pruned",
+            outcome.created.len(),
+            outcome.updated.len(),
+            outcome.unchanged,
+            outcome.pruned.len()
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
+    let s = session(ctx, None)?;
+    let rows = s.runtime.block_on(async {
+        let api = s.connect(ctx).await?;
+        Ok::<_, Error>(status::status(&api, &s.env).await?)
+    })?;
+    if ctx.json() {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return Ok(exit::OK);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["model", "runtime", "desired", "ready", "state", "endpoint"]);
+    for r in &rows {
+        let n = |v: Option<i64>| v.map_or("-".to_string(), |x| x.to_string());
+        table.add_row([
+            r.name.clone(),
+            r.runtime.clone(),
+            n(r.desired),
+            n(r.ready_replicas),
+            r.state.clone(),
+            r.endpoint.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    outln!("{table}");
+    Ok(exit::OK)
+}
+
+pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
+    let s = session(ctx, args.templates.as_deref())?;
+    if !args.yes {
+        if !std::io::stdin().is_terminal() || std::env::var_os("CI").is_some() {
+            return Err(Error::msg(
+                format!(
+                    "refusing to delete environment {} without --yes (not a terminal)",
+                    s.env.name
+                ),
+                Some("pass --yes to delete everything mldeploy applied to this environment"),
+            ));
+        }
+        eprint!(
+            "delete everything mldeploy applied to environment {} (namespace {})? [y/N] ",
+            s.env.name, s.env.namespace
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing deleted");
+            return Ok(exit::ERROR);
+        }
+    }
+    let mode = Mode::detect(ctx.json());
+    let deleted = s.runtime.block_on(async {
+        let api = s.connect(ctx).await?;
+        let plan = s.plan(&api, 16).await?;
+        let progress = Progress::new(mode, "delete", plan.changes.len() as u64);
+        let result = apply::delete_all(&api, &plan, 16, &progress).await;
+        progress.finish();
+        Ok::<_, Error>(result?)
+    })?;
+    if ctx.json() {
+        outln!(
+            "{}",
+            serde_json::json!({"event": "done", "ok": true, "deleted": deleted})
+        );
+    } else {
+        eprintln!("deleted {} object(s)", deleted.len());
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,183 @@
+//! `mldeploy gitops`: write the GitOps tree for every environment, or (`--check`) tell CI whether
+//! the committed tree is stale.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::{Ctx, Error, emit, exit, load_project};
+use crate::cli::GitopsArgs;
+use crate::gitops::{self, Plan};
+use crate::render::{Templates, templates::user_dir};
+
+pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
+    let project = load_project(ctx)?;
+    if ctx.global.env.is_some() {
+        eprintln!("note: gitops writes every environment; --env (MLDEPLOY_ENV) is ignored");
+    }
+    let dir = user_dir(&ctx.global.config, args.templates.as_deref());
+    let templates = Templates::load(dir.as_deref())?;
+    let tree = gitops::generate(&project, &templates)?;
+    let repo_base = project.gitops.as_ref().map(gitops::repo_base);
+    let out = match (&args.out, &repo_base) {
+        (Some(out), _) => out.clone(),
+        (None, Some(base)) if !base.is_empty() => PathBuf::from(*base),
+        (None, Some(_)) => PathBuf::from("."),
+        (None, None) => PathBuf::from("deploy"),
+    };
+    match &repo_base {
+        None => eprintln!(
+            "note: the config has no `gitops:` block, so only clusters/ and apps/ are written \
+             (add one for Argo CD or Flux objects)"
+        ),
+        Some(base) if !base.is_empty() && !out.ends_with(base) => eprintln!(
+            "note: Argo CD/Flux read `{base}/apps/<env>` of the repository (gitops.path); \
+             {} should be that folder",
+            out.display()
+        ),
+        Some(_) => {}
+    }
+
+    let current = gitops::read_current(&out, &tree)?;
+    let plan = gitops::plan(&tree, &current, args.force);
+    let (add, remove, change) = plan.paths();
+    let shown = out.display().to_string();
+
+    if args.check {
+        let up_to_date = plan.up_to_date();
+        let diff = plan.diff(&current, &tree);
+        if ctx.json() {
+            let doc = serde_json::json!({
+                "upToDate": up_to_date,
+                "out": shown,
+                "add": add,
+                "remove": remove,
+                "change": change,
+                "conflicts": plan.conflicts,
+                "diff": diff,
+            });
+            emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+        } else {
+            emit(&diff);
+            if up_to_date {
+                eprintln!(
+                    "gitops: {shown} is up to date ({} files)",
+                    tree.files.len() + 1
+                );
+            } else {
+                eprint!("gitops: {shown} is stale: {}", listing(&plan, false));
+                eprintln!(
+                    "  help: run `mldeploy gitops --out {shown}` and commit the result{}",
+                    if plan.conflicts.is_empty() {
+                        ""
+                    } else {
+                        " (files marked ! need --force, or your edits moved into mldeploy.yaml)"
+                    }
+                );
+            }
+        }
+        return Ok(if up_to_date { exit::OK } else { exit::CHANGES });
+    }
+
+    if !plan.conflicts.is_empty() {
+        let message = format!(
+            "{} generated file{} changed by hand or not written by mldeploy; nothing was written",
+            plan.conflicts.len(),
+            if plan.conflicts.len() == 1 {
+                " was"
+            } else {
+                "s were"
+            }
+        );
+        let hint = "move the edits into mldeploy.yaml (or a template override), or rerun with \
+                    --force to overwrite them";
+        if ctx.json() {
+            let doc = serde_json::json!({
+                "ok": false,
+                "out": shown,
+                "add": add,
+                "remove": remove,
+                "change": change,
+                "conflicts": plan.conflicts,
+                "errors": [{"message": message, "hint": hint}],
+            });
+            emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+        }
+        eprintln!("error: {message}");
+        for c in &plan.conflicts {
+            eprintln!("  ! {} ({})", c.path, c.reason.describe());
+        }
+        eprintln!("  help: {hint}");
+        return Ok(exit::ERROR);
+    }
+
+    gitops::write(&out, &plan)?;
+    if ctx.json() {
+        let doc = serde_json::json!({
+            "ok": true,
+            "out": shown,
+            "add": add,
+            "remove": remove,
+            "change": change,
+            "conflicts": [],
+            "unchanged": plan.unchanged,
+        });
+        emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+    } else if plan.up_to_date() {
+        eprintln!(
+            "gitops: {shown} is up to date ({} files); nothing written",
+            tree.files.len() + 1
+        );
+    } else {
+        eprint!("gitops: wrote {shown}: {}", listing(&plan, true));
+    }
+    Ok(exit::OK)
+}
+
+/// A count line, then a line per file: `+` add, `~` change, `-` remove, `!` conflict.
+fn listing(plan: &Plan, done: bool) -> String {
+    let (add, remove, change) = plan.paths();
+    let [a, c, r] = if done {
+        ["added", "changed", "removed"]
+    } else {
+        ["to add", "to change", "to remove"]
+    };
+    let mut out = format!(
+        "{} {a}, {} {c}, {} {r}, {} conflicting, {} unchanged\n",
+        add.len(),
+        change.len(),
+        remove.len(),
+        plan.conflicts.len(),
+        plan.unchanged
+    );
+    for (mark, list) in [("+", &add), ("~", &change), ("-", &remove)] {
+        for p in list {
+            let _ = writeln!(out, "  {mark} {p}");
+        }
+    }
+    for c in &plan.conflicts {
+        let _ = writeln!(out, "  ! {} ({})", c.path, c.reason.describe());
+    }
+    out
+}
+
+impl From<gitops::GitopsError> for Error {
+    fn from(e: gitops::GitopsError) -> Self {
+        use gitops::GitopsError as G;
+        match e {
+            G::Render(r) => r.into(),
+            G::Manifest { ref path, .. } => {
+                let hint = format!(
+                    "restore it (`git checkout -- {}`) or delete it; without it, existing files \
+                     count as not written by mldeploy",
+                    path.display()
+                );
+                Error::msg(e.to_string(), Some(&hint))
+            }
+            G::UnsafePath { .. } => Error::msg(
+                e.to_string(),
+                Some("a template renders a kind or metadata.name with `/` or `..`; fix it"),
+            ),
+            G::Io { .. } => Error::msg(e.to_string(), None),
+        }
+    }
+}
