@@ -182,6 +182,16 @@ pub struct TfFile {
     pub text: String,
 }
 
+impl TfFile {
+    /// The file as written: mldeploy's header, then the text.
+    pub fn contents(&self) -> String {
+        format!(
+            "{HEADER} from {}. Edit mldeploy.yaml, not this file.\n{}",
+            self.template, self.text
+        )
+    }
+}
+
 /// One environment's rendered output.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -332,15 +342,11 @@ impl Bundle {
                     ),
                 )
             })
-            .chain(self.terraform.iter().map(|t| {
-                (
-                    format!("terraform/{}", t.file),
-                    format!(
-                        "{HEADER} from {}. Edit mldeploy.yaml, not this file.\n{}",
-                        t.template, t.text
-                    ),
-                )
-            }))
+            .chain(
+                self.terraform
+                    .iter()
+                    .map(|t| (format!("terraform/{}", t.file), t.contents())),
+            )
             .collect();
         files.sort();
         files

@@ -232,22 +232,80 @@ pub struct InfraArgs {
 /// Terraform actions.
 #[derive(Debug, Subcommand)]
 pub enum InfraAction {
-    /// terraform plan.
-    Plan(InfraTarget),
-    /// terraform apply.
-    Apply(InfraTarget),
-    /// terraform destroy.
-    Destroy(InfraTarget),
-    /// Print or merge a kubeconfig context for the created cluster.
-    Kubeconfig(InfraTarget),
+    /// terraform init + plan. Exit 0 no changes, 2 changes, 1 error.
+    Plan(InfraPlanArgs),
+    /// terraform init + apply: create or update the cluster and its add-ons.
+    Apply(InfraChangeArgs),
+    /// terraform init + destroy: delete the cluster and everything Terraform made for it.
+    Destroy(InfraChangeArgs),
+    /// Print (or --write into the kubeconfig) a context for the cluster, from Terraform's outputs.
+    Kubeconfig(InfraKubeconfigArgs),
 }
 
-/// Which cluster `infra` works on.
+/// Which cluster `infra` works on, and where.
 #[derive(Debug, Args)]
 pub struct InfraTarget {
-    /// Cluster name (or use --env).
+    /// Cluster name (default: the cluster of --env, or the only cluster).
     #[arg(long)]
     pub cluster: Option<String>,
+    /// Terraform working directory (default: .mldeploy/infra/<cluster>/ next to the config).
+    /// Kept between runs: Terraform's lock file, plugins and any local state stay there.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Terraform binary, a path or a name on PATH (`tofu` for OpenTofu). Default: `terraform`,
+    /// else `tofu`, on PATH.
+    #[arg(long, env = "MLDEPLOY_TERRAFORM")]
+    pub terraform: Option<PathBuf>,
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+}
+
+/// `infra plan` options.
+#[derive(Debug, Args)]
+pub struct InfraPlanArgs {
+    /// Cluster and working directory.
+    #[command(flatten)]
+    pub target: InfraTarget,
+    /// A Terraform variable, `NAME=VALUE` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// `infra apply` / `infra destroy` options.
+#[derive(Debug, Args)]
+pub struct InfraChangeArgs {
+    /// Cluster and working directory.
+    #[command(flatten)]
+    pub target: InfraTarget,
+    /// A Terraform variable, `NAME=VALUE` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Do not ask (required when stdin is not a terminal, as in CI).
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+/// `infra kubeconfig` options.
+#[derive(Debug, Args)]
+pub struct InfraKubeconfigArgs {
+    /// Cluster and working directory.
+    #[command(flatten)]
+    pub target: InfraTarget,
+    /// Merge the context into the kubeconfig (--kubeconfig, else the first file of $KUBECONFIG,
+    /// else ~/.kube/config) instead of printing it.
+    #[arg(long)]
+    pub write: bool,
+}
+
+/// Parses `NAME=VALUE` (the value may be empty or hold `=`).
+pub fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
 }
 
 /// `templates` options.

@@ -2,7 +2,8 @@
 //!
 //! The pipeline reads top to bottom: [`config`] (parse, strict, spans) → [`model`] (resolve
 //! defaults and overrides, check everything, GPU [`catalog`]) → [`render`] (templates) →
-//! [`bundle`] (objects in apply order, Terraform files) → [`gitops`] | cluster.
+//! [`bundle`] (objects in apply order, Terraform files) → [`gitops`] | cluster | [`infra`]
+//! (Terraform for a cluster).
 //! [`commands`] holds one module per verb; [`cli`] the argument types.
 
 /// `println!` to stdout that does not panic when the reader has gone away (`mldeploy … | head`).
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod diag;
 pub mod gitops;
+pub mod infra;
 pub mod model;
 pub mod render;
 pub mod suggest;

@@ -58,15 +58,6 @@ fn usage_errors_exit_1_not_2() {
 }
 
 #[test]
-fn later_commands_say_they_are_not_implemented() {
-    mldeploy()
-        .args(["infra", "plan", "--cluster", "x"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("not implemented yet"));
-}
-
-#[test]
 fn validate_accepts_every_example() {
     for file in yaml_files("examples")
         .into_iter()

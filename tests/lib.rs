@@ -5,6 +5,7 @@ mod cluster;
 mod config;
 mod fuzz;
 mod gitops;
+mod infra;
 mod real_cluster;
 mod render;
 mod support;

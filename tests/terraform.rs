@@ -216,9 +216,10 @@ fn examples() -> Vec<Rendered> {
 }
 
 /// Configs beyond the examples: a zonal GKE cluster (with a pool name that is no Terraform
-/// identifier), EKS in an existing VPC with spot GPUs, AKS whose pools all have GPUs or spot
-/// capacity, EKS and GKE with nothing but GPU pools (as in DESIGN.md), and a plain kubeadm cluster
-/// without add-ons.
+/// identifier, and its state under a prefix of its own), EKS in an existing VPC with spot GPUs,
+/// AKS whose pools all have GPUs or spot capacity, EKS and GKE with nothing but GPU pools (as in
+/// DESIGN.md), and a plain kubeadm cluster without add-ons and with local state. Only the
+/// examples and the zonal and kubeadm variants say where their state lives.
 const VARIANTS: &[(&str, &str)] = &[
     (
         "gke-zonal",
@@ -232,6 +233,7 @@ clusters:
     cloud: gcp
     region: us-central1
     gcp: {project: shop-ml, zone: us-central1-a}
+    state: {gcs: {bucket: shop-tfstate, prefix: "terraform/${zonal}"}}
     nodePools:
       - {name: cpu4, machine: {cpu: 4, memory: 16Gi}, min: 2, max: 5}
       - {name: gpu-l4, gpu: {type: l4, count: 1}, spot: true, max: 2}
@@ -313,6 +315,7 @@ clusters:
   lab:
     cloud: onprem
     distribution: kubeadm
+    state: {local: {path: state/lab.tfstate}}
 environments:
   prod: {cluster: lab}
 monitoring: {prometheus: false}
@@ -438,44 +441,72 @@ fn providers_are_pinned_and_state_has_a_remote_backend() {
 
         let project = &r.project.name;
         let cluster = &r.cluster().name;
-        let (kind, key, value) = match r.cloud() {
-            "gcp" => ("gcs", "prefix", format!("{project}/{cluster}")),
-            "aws" => (
-                "s3",
-                "key",
-                format!("{project}/{cluster}/terraform.tfstate"),
-            ),
-            "azure" => ("azurerm", "key", format!("{project}/{cluster}.tfstate")),
-            _ => (
-                "kubernetes",
-                "secret_suffix",
-                format!("{project}-{cluster}"),
-            ),
-        };
-        let backend = blocks(terraform.body(), "backend", &[kind]);
-        assert_eq!(backend.len(), 1, "{}: backend {kind}", r.label);
-        let backend = backend[0].body();
-        assert_eq!(string(must(backend, key)), value, "{}", r.label);
-        match kind {
-            "s3" => assert!(boolean(must(backend, "encrypt")), "{}", r.label),
-            "kubernetes" => {
-                assert_eq!(string(must(backend, "namespace")), "kube-system");
-                assert_eq!(
-                    attr(backend, "config_context").map(string),
-                    r.cluster().context.as_deref(),
-                    "{}",
-                    r.label
-                );
+        let backends: Vec<&Block> = r
+            .blocks("terraform", &[])
+            .into_iter()
+            .flat_map(|t| blocks(t.body(), "backend", &[]))
+            .collect();
+        assert_eq!(backends.len(), 1, "{}: one backend", r.label);
+        let kind = label_str(&backends[0].labels()[0]);
+        let backend = backends[0].body();
+        match render::context::backend(r.cluster()) {
+            // Where the state lives comes from the cluster's `state`, setting by setting.
+            Some(expected) => {
+                assert_eq!(kind, expected.kind, "{}", r.label);
+                let mut names: Vec<&str> = backend.attributes().map(|a| a.key()).collect();
+                let mut wanted: Vec<&str> = expected.settings.iter().map(|s| s.name).collect();
+                names.sort_unstable();
+                wanted.sort_unstable();
+                assert_eq!(names, wanted, "{}", r.label);
+                for setting in &expected.settings {
+                    let got = must(backend, setting.name);
+                    match &setting.value {
+                        serde_json::Value::String(v) => assert_eq!(string(got), v, "{}", r.label),
+                        serde_json::Value::Bool(v) => assert_eq!(boolean(got), *v, "{}", r.label),
+                        other => panic!("{}: unexpected setting {other}", r.label),
+                    }
+                }
+                if kind == "kubernetes" {
+                    assert_eq!(
+                        attr(backend, "config_context").map(string),
+                        r.cluster().context.as_deref(),
+                        "{}",
+                        r.label
+                    );
+                }
+                let own = match r.cloud() {
+                    "gcp" => "gcs",
+                    "aws" => "s3",
+                    "azure" => "azurerm",
+                    _ => "kubernetes",
+                };
+                assert!(kind == own || kind == "local", "{}: {kind}", r.label);
             }
-            _ => {}
+            // Without one, a partial backend keyed by project and cluster: where the state
+            // lives is given at init, never rendered.
+            None => {
+                let (want, key, value) = match r.cloud() {
+                    "gcp" => ("gcs", "prefix", format!("{project}/{cluster}")),
+                    "aws" => (
+                        "s3",
+                        "key",
+                        format!("{project}/{cluster}/terraform.tfstate"),
+                    ),
+                    "azure" => ("azurerm", "key", format!("{project}/{cluster}.tfstate")),
+                    other => panic!("{}: an {other} cluster always has state", r.label),
+                };
+                assert_eq!(kind, want, "{}", r.label);
+                assert_eq!(string(must(backend, key)), value, "{}", r.label);
+                if kind == "s3" {
+                    assert!(boolean(must(backend, "encrypt")), "{}", r.label);
+                }
+                for unset in ["bucket", "storage_account_name", "container_name"] {
+                    assert!(attr(backend, unset).is_none(), "{}: {unset}", r.label);
+                }
+            }
         }
-        // Partial configuration: where the state lives is given at init, never rendered.
-        for secretish in [
-            "bucket",
-            "storage_account_name",
-            "access_key",
-            "config_path",
-        ] {
+        // Credentials and this machine's paths are never rendered.
+        for secretish in ["access_key", "sas_token", "config_path", "credentials"] {
             assert!(
                 attr(backend, secretish).is_none(),
                 "{}: {secretish}",
@@ -483,6 +514,44 @@ fn providers_are_pinned_and_state_has_a_remote_backend() {
             );
         }
     }
+}
+
+#[test]
+fn state_defaults_to_keys_of_project_and_cluster() {
+    let examples = examples();
+    let by_label = |label: &str| {
+        let r = examples
+            .iter()
+            .find(|r| r.label == label)
+            .unwrap_or_else(|| panic!("no example {label}"));
+        let backend = r
+            .blocks("terraform", &[])
+            .into_iter()
+            .flat_map(|t| blocks(t.body(), "backend", &[]))
+            .next()
+            .expect("backend");
+        backend.body().clone()
+    };
+    let gcs = by_label("gcp-prod");
+    assert_eq!(string(must(&gcs, "prefix")), "visual-qc/gke-prod");
+    let s3 = by_label("aws-prod");
+    assert_eq!(
+        string(must(&s3, "key")),
+        "doc-ai/eks-main/terraform.tfstate"
+    );
+    assert_eq!(
+        string(must(&s3, "region")),
+        "eu-central-1",
+        "the cluster's region"
+    );
+    let azurerm = by_label("azure-dr");
+    assert_eq!(string(must(&azurerm, "key")), "radiology/aks-dr.tfstate");
+    let kubernetes = by_label("onprem-k3s-factory");
+    assert_eq!(
+        string(must(&kubernetes, "secret_suffix")),
+        "factory-vision-factory"
+    );
+    assert_eq!(string(must(&kubernetes, "namespace")), "kube-system");
 }
 
 #[test]
@@ -504,8 +573,9 @@ fn kubernetes_and_helm_providers_reach_the_cluster() {
                         && text.contains("get-token")
                         && text.contains("cluster_certificate_authority_data")
                 }
+                // The admin credentials: the user ones sign in with Entra ID (kubelogin).
                 "azure" => {
-                    text.contains("azurerm_kubernetes_cluster.this.kube_config[0].host")
+                    text.contains("azurerm_kubernetes_cluster.this.kube_admin_config[0].host")
                         && text.contains("client_key")
                 }
                 _ => {
@@ -695,6 +765,29 @@ fn eks_gpu_node_groups_are_labelled_and_tainted() {
         let ca = r.block("resource", &["helm_release", "cluster_autoscaler"]);
         assert_eq!(string(must(ca.body(), "chart")), "cluster-autoscaler");
         assert!(r.has("resource", &["helm_release", "metrics_server"]));
+    }
+}
+
+#[test]
+fn aks_signs_people_in_with_entra_id_and_makes_the_creator_an_admin() {
+    let all: Vec<Rendered> = examples().into_iter().chain(variants()).collect();
+    for r in all.iter().filter(|r| r.cloud() == "azure") {
+        let aks = r
+            .block("resource", &["azurerm_kubernetes_cluster", "this"])
+            .body();
+        let entra = block(aks, "azure_active_directory_role_based_access_control").body();
+        assert!(boolean(must(entra, "azure_rbac_enabled")), "{}", r.label);
+        let admin = r
+            .block("resource", &["azurerm_role_assignment", "cluster_admin"])
+            .body();
+        assert_eq!(
+            string(must(admin, "role_definition_name")),
+            "Azure Kubernetes Service RBAC Cluster Admin"
+        );
+        assert_eq!(
+            source(must(admin, "principal_id")),
+            "data.azurerm_client_config.current.object_id"
+        );
     }
 }
 
@@ -939,6 +1032,17 @@ fn outputs_name_the_cluster_and_how_to_get_credentials() {
         if r.cloud() != "onprem" {
             let endpoint = r.block("output", &["cluster_endpoint"]).body();
             assert!(boolean(must(endpoint, "sensitive")), "{}", r.label);
+            // What `mldeploy infra kubeconfig` reads.
+            let ca = r.block("output", &["cluster_ca_certificate"]).body();
+            assert!(boolean(must(ca, "sensitive")), "{}", r.label);
+            let extra: &[&str] = match r.cloud() {
+                "gcp" => &["location", "project_id"],
+                "aws" => &["region"],
+                _ => &["resource_group_name"],
+            };
+            for name in extra {
+                assert!(r.has("output", &[name]), "{}: output {name}", r.label);
+            }
         }
         for v in r.blocks("variable", &[]) {
             let description = attr(v.body(), "description").map(string).unwrap_or("");

@@ -77,17 +77,17 @@ pub fn starter(project: &str, cloud: InitCloud) -> String {
     let (cluster_name, cluster, gpu) = match cloud {
         InitCloud::Gcp => (
             "gke",
-            "  gke:\n    cloud: gcp\n    region: europe-west4\n    gcp: {project: my-gcp-project}   # your GCP project id\n    kubernetesVersion: \"1.30\"\n    nodePools:\n      - {name: system, machine: {cpu: 4, memory: 16Gi}, min: 1, max: 3}\n      - {name: gpu-t4, gpu: {type: t4, count: 1}, min: 0, max: 4, spot: true}\n",
+            "  gke:\n    cloud: gcp\n    region: europe-west4\n    gcp: {project: my-gcp-project}   # your GCP project id\n    kubernetesVersion: \"1.30\"\n    # state: {gcs: {bucket: my-tfstate}}   # where `mldeploy infra` keeps Terraform state\n    nodePools:\n      - {name: system, machine: {cpu: 4, memory: 16Gi}, min: 1, max: 3}\n      - {name: gpu-t4, gpu: {type: t4, count: 1}, min: 0, max: 4, spot: true}\n",
             "t4",
         ),
         InitCloud::Aws => (
             "eks",
-            "  eks:\n    cloud: aws\n    region: eu-central-1\n    kubernetesVersion: \"1.30\"\n    nodePools:\n      - {name: system, machine: {cpu: 4, memory: 16Gi}, min: 1, max: 3}\n      - {name: gpu-a10g, gpu: {type: a10g, count: 1}, min: 0, max: 2}\n",
+            "  eks:\n    cloud: aws\n    region: eu-central-1\n    kubernetesVersion: \"1.30\"\n    # state: {s3: {bucket: my-tfstate, dynamodbTable: tfstate-lock}}   # for `mldeploy infra`\n    nodePools:\n      - {name: system, machine: {cpu: 4, memory: 16Gi}, min: 1, max: 3}\n      - {name: gpu-a10g, gpu: {type: a10g, count: 1}, min: 0, max: 2}\n",
             "a10g",
         ),
         InitCloud::Azure => (
             "aks",
-            "  aks:\n    cloud: azure\n    region: westeurope\n    azure: {resourceGroup: ml-rg}     # resource group for the cluster\n    kubernetesVersion: \"1.30\"\n    nodePools:\n      - {name: system, machine: {cpu: 4, memory: 16Gi}, min: 1, max: 3}\n      - {name: gput4, gpu: {type: t4, count: 1}, min: 0, max: 2}\n",
+            "  aks:\n    cloud: azure\n    region: westeurope\n    azure: {resourceGroup: ml-rg}     # resource group for the cluster\n    kubernetesVersion: \"1.30\"\n    # state: {azurerm: {storageAccount: mytfstate, container: tfstate}}   # for `mldeploy infra`\n    nodePools:\n      - {name: system, machine: {cpu: 4, memory: 16Gi}, min: 1, max: 3}\n      - {name: gput4, gpu: {type: t4, count: 1}, min: 0, max: 2}\n",
             "t4",
         ),
         InitCloud::Onprem => (

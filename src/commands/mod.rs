@@ -4,6 +4,7 @@
 mod cluster;
 mod gitops;
 mod gpus;
+mod infra;
 mod init;
 mod man;
 mod render;
@@ -92,12 +93,6 @@ pub enum Error {
     /// The config (or another input file) has problems.
     #[error("the config has problems")]
     Report(Report),
-    /// The command belongs to a later milestone.
-    #[error("`mldeploy {command}` is not implemented yet")]
-    NotImplemented {
-        /// Command name.
-        command: &'static str,
-    },
     /// Anything else, with what to do about it.
     #[error("{message}")]
     Message {
@@ -164,7 +159,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Status(_) => cluster::status(&ctx),
         Command::Delete(args) => cluster::delete(&ctx, args),
         Command::Gitops(args) => gitops::run(&ctx, args),
-        Command::Infra(_) => Err(Error::NotImplemented { command: "infra" }),
+        Command::Infra(args) => infra::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, &args.action),
         Command::Man(args) => man::run(args),
     };
@@ -184,15 +179,11 @@ fn report_error(ctx: &Ctx, e: &Error) {
             Error::Message { message, hint } => {
                 serde_json::json!({"ok": false, "errors": [{"message": message, "hint": hint}]})
             }
-            other => serde_json::json!({"ok": false, "errors": [{"message": other.to_string()}]}),
         };
         emit(&(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n"));
     }
     match e {
         Error::Report(r) => eprint!("{}", r.render(ctx.color)),
-        Error::NotImplemented { command } => eprintln!(
-            "error: `mldeploy {command}` is not implemented yet\n  help: `init`, `validate`, `render`, `gitops`, `templates`, `gpus`, `schema`, `completions` and `man` work today"
-        ),
         Error::Message { message, hint } => {
             eprintln!("error: {message}");
             if let Some(h) = hint {

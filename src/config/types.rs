@@ -339,6 +339,83 @@ pub struct Cluster {
     pub context: Option<String>,
     /// Distribution of an on-prem cluster: k3s, kubeadm or other.
     pub distribution: Option<Distribution>,
+    /// Where Terraform keeps the cluster's state (`mldeploy infra`): one backend. Default on
+    /// onprem: a Secret in the cluster itself; managed clusters need one to run `infra`.
+    pub state: Option<State>,
+}
+
+/// Where Terraform keeps a cluster's state: exactly one of the backends.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct State {
+    /// A Google Cloud Storage bucket (gcp clusters).
+    pub gcs: Option<GcsState>,
+    /// An S3 bucket, with a DynamoDB table for locking (aws clusters).
+    pub s3: Option<S3State>,
+    /// A blob container of an Azure Storage account (azure clusters).
+    pub azurerm: Option<AzurermState>,
+    /// A file on this machine (any cluster; nobody else can use or lock it).
+    pub local: Option<LocalState>,
+    /// A Secret in the cluster itself (onprem clusters; the default there).
+    pub kubernetes: Option<KubernetesState>,
+}
+
+/// State in a GCS bucket.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GcsState {
+    /// Bucket name (without `gs://`); it must exist, ideally with object versioning on.
+    pub bucket: String,
+    /// Folder of the state in the bucket. Default `<project>/<cluster>`.
+    pub prefix: Option<String>,
+}
+
+/// State in an S3 bucket.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct S3State {
+    /// Bucket name (without `s3://`); it must exist, ideally with versioning on.
+    pub bucket: String,
+    /// Region of the bucket. Default: the cluster's region.
+    pub region: Option<String>,
+    /// DynamoDB table that holds the lock (partition key `LockID`, a string).
+    pub dynamodb_table: String,
+    /// Object key of the state. Default `<project>/<cluster>/terraform.tfstate`.
+    pub key: Option<String>,
+}
+
+/// State in an Azure Storage blob container.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzurermState {
+    /// Resource group of the storage account. Default: the cluster's `azure.resourceGroup`.
+    pub resource_group: Option<String>,
+    /// Storage account name.
+    pub storage_account: String,
+    /// Blob container name.
+    pub container: String,
+    /// Blob name of the state. Default `<project>/<cluster>.tfstate`.
+    pub key: Option<String>,
+}
+
+/// State in a local file.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalState {
+    /// State file, relative to this config's folder. Default: `terraform.tfstate` in the
+    /// working directory of `mldeploy infra` (`.mldeploy/infra/<cluster>/`).
+    pub path: Option<String>,
+}
+
+/// State in a Kubernetes Secret (`tfstate-default-<secretSuffix>`).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesState {
+    /// Suffix of the Secret's name. Default `<project>-<cluster>`.
+    pub secret_suffix: Option<String>,
+    /// Namespace of the Secret. Default `kube-system`.
+    pub namespace: Option<String>,
 }
 
 /// GCP settings.

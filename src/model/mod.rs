@@ -97,6 +97,73 @@ pub struct ClusterModel {
     pub context: Option<String>,
     /// On-prem distribution.
     pub distribution: Option<Distribution>,
+    /// Where Terraform keeps the cluster's state (always set on onprem, where it defaults to a
+    /// Secret in the cluster).
+    pub state: Option<StateBackend>,
+}
+
+/// Where Terraform keeps a cluster's state, with defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase",
+    tag = "backend"
+)]
+pub enum StateBackend {
+    /// A GCS bucket.
+    Gcs {
+        /// Bucket.
+        bucket: String,
+        /// Folder in the bucket.
+        prefix: String,
+    },
+    /// An S3 bucket with a DynamoDB lock table.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Region of the bucket.
+        region: String,
+        /// Lock table.
+        dynamodb_table: String,
+        /// Object key.
+        key: String,
+    },
+    /// An Azure Storage blob container.
+    Azurerm {
+        /// Resource group of the storage account.
+        resource_group: String,
+        /// Storage account.
+        storage_account: String,
+        /// Container.
+        container: String,
+        /// Blob name.
+        key: String,
+    },
+    /// A local file.
+    Local {
+        /// File, relative to the config's folder (None: in the working directory).
+        path: Option<String>,
+    },
+    /// A Secret in the cluster.
+    Kubernetes {
+        /// Suffix of the Secret's name.
+        secret_suffix: String,
+        /// Namespace of the Secret.
+        namespace: String,
+    },
+}
+
+impl StateBackend {
+    /// The backend's name in the config and in Terraform.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StateBackend::Gcs { .. } => "gcs",
+            StateBackend::S3 { .. } => "s3",
+            StateBackend::Azurerm { .. } => "azurerm",
+            StateBackend::Local { .. } => "local",
+            StateBackend::Kubernetes { .. } => "kubernetes",
+        }
+    }
 }
 
 /// A node pool with its machine type chosen.
@@ -284,7 +351,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     let clusters: BTreeMap<String, ClusterModel> = cfg
         .clusters
         .iter()
-        .map(|(name, c)| (name.clone(), check_cluster(&mut ck, name, c)))
+        .map(|(name, c)| (name.clone(), check_cluster(&mut ck, &cfg.project, name, c)))
         .collect();
 
     // Base model names: present, valid, unique.
@@ -481,7 +548,7 @@ fn check_layer_fields(ck: &mut Checker<'_>, path: &[Seg], spec: &ModelSpec) {
 
 /// Checks a cluster; the result holds what could be resolved even when there were problems,
 /// so that environments on it are still checked (the project is only built without problems).
-fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> ClusterModel {
+fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -> ClusterModel {
     let path = [key("clusters"), key(name)];
     ck.label(&path, "cluster", name);
     let managed = c.cloud != Cloud::Onprem;
@@ -569,6 +636,7 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> ClusterModel 
         seen.push(&p.name);
         pools.push(check_pool(ck, &ppath, c.cloud, p));
     }
+    let state = check_state(ck, &path, project, name, c);
     ClusterModel {
         name: name.to_string(),
         cloud: c.cloud,
@@ -586,6 +654,222 @@ fn check_cluster(ck: &mut Checker<'_>, name: &str, c: &Cluster) -> ClusterModel 
         node_pools: pools,
         context: c.context.clone(),
         distribution: c.distribution,
+        state,
+    }
+}
+
+/// The backend each cloud keeps state in, besides `local` (which fits every cloud).
+fn state_backend_of(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Gcp => "gcs",
+        Cloud::Aws => "s3",
+        Cloud::Azure => "azurerm",
+        Cloud::Onprem => "kubernetes",
+    }
+}
+
+/// Checks a cluster's `state` and fills in its defaults. Each cloud keeps state in its own
+/// storage (or a local file): Terraform for a cluster runs with that cloud's credentials, and
+/// state in another cloud would need a second set; state in a Secret of a cluster Terraform
+/// creates would be gone with the cluster.
+fn check_state(
+    ck: &mut Checker<'_>,
+    cpath: &[Seg],
+    project: &str,
+    name: &str,
+    c: &Cluster,
+) -> Option<StateBackend> {
+    let spath = join(cpath, &[key("state")]);
+    let own = state_backend_of(c.cloud);
+    let Some(s) = &c.state else {
+        return (c.cloud == Cloud::Onprem).then(|| StateBackend::Kubernetes {
+            secret_suffix: format!("{project}-{name}"),
+            namespace: "kube-system".into(),
+        });
+    };
+    let set: Vec<&str> = [
+        ("gcs", s.gcs.is_some()),
+        ("s3", s.s3.is_some()),
+        ("azurerm", s.azurerm.is_some()),
+        ("local", s.local.is_some()),
+        ("kubernetes", s.kubernetes.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    match set.as_slice() {
+        [] => {
+            ck.at(
+                &spath,
+                "`state` names no backend",
+                Some(format!(
+                    "clusters on {} keep state in `{own}` (or `local: {{}}`), e.g. {}",
+                    c.cloud.name(),
+                    state_example(c.cloud)
+                )),
+            );
+            return None;
+        }
+        [_] => {}
+        many => {
+            ck.at(
+                &spath,
+                format!(
+                    "`state` names {} backends ({})",
+                    many.len(),
+                    many.join(", ")
+                ),
+                Some("keep one: Terraform keeps a cluster's state in one place".into()),
+            );
+            return None;
+        }
+    }
+    let kind = set[0];
+    if kind != own && kind != "local" {
+        let why = match kind {
+            "kubernetes" => {
+                "state in a Secret of a cluster Terraform creates would be lost with the cluster"
+                    .to_string()
+            }
+            _ => format!(
+                "Terraform for a cluster on {} runs with {} credentials; state in {} would need a second set",
+                c.cloud.name(),
+                cloud_title(c.cloud),
+                match kind {
+                    "gcs" => "Google Cloud Storage",
+                    "s3" => "Amazon S3",
+                    _ => "Azure Storage",
+                }
+            ),
+        };
+        ck.at(
+            &join(&spath, &[key(kind)]),
+            format!(
+                "the `{kind}` backend does not fit a cluster on {}: {why}",
+                c.cloud.name()
+            ),
+            Some(format!("use {} or `local: {{}}`", state_example(c.cloud))),
+        );
+        return None;
+    }
+    let mut required = |field: &str, value: &str, what: &str| {
+        let path = join(&spath, &[key(kind), key(field)]);
+        if value.trim().is_empty() {
+            ck.at(&path, format!("`{field}` is empty"), Some(what.to_string()));
+        } else if let Some((scheme, rest)) = value.split_once("://") {
+            ck.at(
+                &path,
+                format!("`{field}` is a name, not a URL"),
+                Some(format!("drop `{scheme}://`: `{rest}`")),
+            );
+        }
+    };
+    let or_default = |v: &Option<String>, default: String| v.clone().unwrap_or(default);
+    let backend = if let Some(g) = &s.gcs {
+        required("bucket", &g.bucket, "the name of an existing GCS bucket");
+        StateBackend::Gcs {
+            bucket: g.bucket.clone(),
+            prefix: or_default(&g.prefix, format!("{project}/{name}")),
+        }
+    } else if let Some(a) = &s.s3 {
+        required("bucket", &a.bucket, "the name of an existing S3 bucket");
+        required(
+            "dynamodbTable",
+            &a.dynamodb_table,
+            "a DynamoDB table with the partition key `LockID` (string)",
+        );
+        StateBackend::S3 {
+            bucket: a.bucket.clone(),
+            region: a
+                .region
+                .clone()
+                .or_else(|| c.region.clone())
+                .unwrap_or_default(),
+            dynamodb_table: a.dynamodb_table.clone(),
+            key: or_default(&a.key, format!("{project}/{name}/terraform.tfstate")),
+        }
+    } else if let Some(z) = &s.azurerm {
+        required(
+            "storageAccount",
+            &z.storage_account,
+            "the name of an existing storage account",
+        );
+        required(
+            "container",
+            &z.container,
+            "the name of a blob container in the storage account",
+        );
+        StateBackend::Azurerm {
+            resource_group: z
+                .resource_group
+                .clone()
+                .or_else(|| c.azure.as_ref().map(|a| a.resource_group.clone()))
+                .unwrap_or_default(),
+            storage_account: z.storage_account.clone(),
+            container: z.container.clone(),
+            key: or_default(&z.key, format!("{project}/{name}.tfstate")),
+        }
+    } else if let Some(l) = &s.local {
+        if let Some(p) = &l.path
+            && p.trim().is_empty()
+        {
+            ck.at(
+                &join(&spath, &[key("local"), key("path")]),
+                "`path` is empty",
+                Some("leave it out to keep the state in the working directory".into()),
+            );
+        }
+        StateBackend::Local {
+            path: l.path.clone(),
+        }
+    } else {
+        let k = s.kubernetes.clone().unwrap_or_default();
+        let secret_suffix = or_default(&k.secret_suffix, format!("{project}-{name}"));
+        // The backend names the Secret `tfstate-default-<suffix>` and labels it with the suffix.
+        if names::dns_label(&secret_suffix).is_err() {
+            let field = if k.secret_suffix.is_some() {
+                key("secretSuffix")
+            } else {
+                key("kubernetes")
+            };
+            ck.at(
+                &join(&spath, &[key("kubernetes"), field]),
+                format!("the state Secret's suffix `{secret_suffix}` is not a DNS-1123 label of at most 63 characters"),
+                Some("set `secretSuffix` to a short name, e.g. the cluster's".into()),
+            );
+        }
+        let namespace = or_default(&k.namespace, "kube-system".into());
+        if k.namespace.is_some() {
+            ck.label(
+                &join(&spath, &[key("kubernetes"), key("namespace")]),
+                "namespace",
+                &namespace,
+            );
+        }
+        StateBackend::Kubernetes {
+            secret_suffix,
+            namespace,
+        }
+    };
+    Some(backend)
+}
+
+fn cloud_title(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Gcp => "Google Cloud",
+        Cloud::Aws => "AWS",
+        Cloud::Azure => "Azure",
+        Cloud::Onprem => "kubeconfig",
+    }
+}
+
+/// A `state` block for a cloud, for hints.
+pub fn state_example(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Gcp => "`state: {gcs: {bucket: my-tfstate}}`",
+        Cloud::Aws => "`state: {s3: {bucket: my-tfstate, dynamodbTable: tfstate-lock}}`",
+        Cloud::Azure => "`state: {azurerm: {storageAccount: mytfstate, container: tfstate}}`",
+        Cloud::Onprem => "`state: {kubernetes: {}}`",
     }
 }
 

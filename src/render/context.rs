@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::catalog;
 use crate::config::{Cloud, Distribution, Runtime, Server};
-use crate::model::{ClusterModel, Env, Model, Project, Source};
+use crate::model::{ClusterModel, Env, Model, Project, Source, StateBackend};
 
 /// Label values are limited to 63 characters.
 const MAX_LABEL: usize = 63;
@@ -224,6 +224,93 @@ pub struct ClusterContext<'a> {
     pub seldon_v2_namespaces: Vec<&'a str>,
     /// Whether this is a k3s cluster (GPU pods need the nvidia RuntimeClass).
     pub k3s: bool,
+    /// The Terraform backend, when the cluster says where its state lives (else the templates
+    /// render a partial backend completed at `terraform init`).
+    pub backend: Option<Backend>,
+}
+
+/// A Terraform backend block: its type and its settings in the order they are written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// Backend type: `gcs`, `s3`, `azurerm`, `local` or `kubernetes`.
+    pub kind: &'static str,
+    /// Attributes of the block.
+    pub settings: Vec<BackendSetting>,
+}
+
+/// One attribute of a backend block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendSetting {
+    /// Attribute name (`bucket`).
+    pub name: &'static str,
+    /// A string, or `true`.
+    pub value: serde_json::Value,
+}
+
+/// The backend block for a cluster's `state`, or None when it has none. `mldeploy infra` passes
+/// the same settings at `terraform init`, so the two cannot disagree.
+pub fn backend(cluster: &ClusterModel) -> Option<Backend> {
+    let text = |name: &'static str, value: &str| BackendSetting {
+        name,
+        value: value.into(),
+    };
+    let (kind, settings) = match cluster.state.as_ref()? {
+        StateBackend::Gcs { bucket, prefix } => {
+            ("gcs", vec![text("bucket", bucket), text("prefix", prefix)])
+        }
+        StateBackend::S3 {
+            bucket,
+            region,
+            dynamodb_table,
+            key,
+        } => (
+            "s3",
+            vec![
+                text("bucket", bucket),
+                text("key", key),
+                text("region", region),
+                text("dynamodb_table", dynamodb_table),
+                BackendSetting {
+                    name: "encrypt",
+                    value: true.into(),
+                },
+            ],
+        ),
+        StateBackend::Azurerm {
+            resource_group,
+            storage_account,
+            container,
+            key,
+        } => (
+            "azurerm",
+            vec![
+                text("resource_group_name", resource_group),
+                text("storage_account_name", storage_account),
+                text("container_name", container),
+                text("key", key),
+            ],
+        ),
+        StateBackend::Local { path } => (
+            "local",
+            vec![text("path", path.as_deref().unwrap_or("terraform.tfstate"))],
+        ),
+        StateBackend::Kubernetes {
+            secret_suffix,
+            namespace,
+        } => {
+            let mut settings = vec![
+                text("secret_suffix", secret_suffix),
+                text("namespace", namespace),
+            ];
+            if let Some(context) = &cluster.context {
+                settings.push(text("config_context", context));
+            }
+            ("kubernetes", settings)
+        }
+    };
+    Some(Backend { kind, settings })
 }
 
 /// Platform add-ons a cluster needs, from every environment that runs on it.
@@ -508,6 +595,7 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
         namespaces,
         seldon_v2_namespaces,
         k3s: cluster.distribution == Some(Distribution::K3s),
+        backend: backend(cluster),
     }
 }
 

@@ -219,9 +219,22 @@ pub fn render_env(
         manifests.extend(render_models(&ctx.models)?);
     }
 
-    let cluster = &project.clusters[&env.cluster];
+    let terraform = render_cluster(project, &project.clusters[&env.cluster], templates)?;
+    Bundle::new(manifests, terraform)
+}
+
+/// Renders one cluster's Terraform: the common templates and those of its cloud.
+pub fn render_cluster(
+    project: &Project,
+    cluster: &crate::model::ClusterModel,
+    templates: &Templates,
+) -> Result<Vec<TfFile>, RenderError> {
     let cctx = context::cluster_context(project, cluster);
-    let cbase = tera::Context::from_serialize(&cctx).map_err(context_error)?;
+    let cbase = tera::Context::from_serialize(&cctx).map_err(|e| RenderError::Template {
+        name: "(context)".into(),
+        location: None,
+        message: e.to_string(),
+    })?;
     let mut terraform = Vec::new();
     for folder in [
         "terraform/common".to_string(),
@@ -240,5 +253,5 @@ pub fn render_env(
             });
         }
     }
-    Bundle::new(manifests, terraform)
+    Ok(terraform)
 }

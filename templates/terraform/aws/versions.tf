@@ -1,3 +1,4 @@
+{%- set pad = "                        " -%}
 terraform {
   required_version = ">= 1.5"
 
@@ -15,13 +16,27 @@ terraform {
       version = "~> 2.35"
     }
   }
+{%- if backend %}
+{%- set width = [s.name | length for s in backend.settings] | sort | last %}
 
-  # State in an S3 bucket. A backend block cannot use variables, so name the bucket, its region
-  # and the lock at init:
+  # Where the state lives: the cluster's `state` in mldeploy.yaml.
+{%- if backend.kind == "local" %} A relative path is relative to the folder
+  # Terraform runs in; `mldeploy infra` resolves it against the folder of mldeploy.yaml.
+{%- endif %}
+  backend {{ backend.kind }} {
+{%- for s in backend.settings %}
+    {{ (s.name ~ pad) | truncate(length=width, end="") | safe }} = {% if s.value is string %}{{ s.value }}{% else %}{{ s.value | safe }}{% endif %}
+{%- endfor %}
+  }
+{%- else %}
+
+  # State in an S3 bucket. Name it in the cluster's `state` in mldeploy.yaml (`mldeploy infra`
+  # needs that), or at init with its region and the lock, as a backend block cannot use variables:
   #   terraform init -backend-config="bucket=<state bucket>" -backend-config="region=<bucket region>" \
   #     -backend-config="use_lockfile=true"   # Terraform >= 1.10; older: dynamodb_table=<lock table>
   backend "s3" {
     key     = {{ project.name ~ "/" ~ cluster.name ~ "/terraform.tfstate" }}
     encrypt = true
   }
+{%- endif %}
 }

@@ -81,6 +81,23 @@ resource "azurerm_kubernetes_cluster" "this" {
     network_plugin      = "azure"
     network_plugin_mode = "overlay"
   }
+
+  # People sign in with Microsoft Entra ID (kubelogin, as `mldeploy infra kubeconfig` sets up)
+  # and are authorised with Azure RBAC. Terraform itself uses the admin credentials.
+  azure_active_directory_role_based_access_control {
+    azure_rbac_enabled = true
+  }
+}
+
+# Whoever runs Terraform administers the cluster through Entra ID (as the creator of an EKS
+# cluster does), so the kubeconfig of `mldeploy infra kubeconfig` works for them. Role
+# assignments can take a few minutes to reach the cluster.
+data "azurerm_client_config" "current" {}
+
+resource "azurerm_role_assignment" "cluster_admin" {
+  scope                = azurerm_kubernetes_cluster.this.id
+  role_definition_name = "Azure Kubernetes Service RBAC Cluster Admin"
+  principal_id         = data.azurerm_client_config.current.object_id
 }
 {%- for pool in others %}
 {%- set name = pool.name | replace(from="-", to="") | truncate(length=12, end="") %}

@@ -1,3 +1,4 @@
+{%- set pad = "                        " -%}
 terraform {
   required_version = ">= 1.5"
 
@@ -15,12 +16,26 @@ terraform {
       version = "~> 2.35"
     }
   }
+{%- if backend %}
+{%- set width = [s.name | length for s in backend.settings] | sort | last %}
 
-  # State in an Azure Storage blob container. A backend block cannot use variables, so name the
-  # storage account at init:
+  # Where the state lives: the cluster's `state` in mldeploy.yaml.
+{%- if backend.kind == "local" %} A relative path is relative to the folder
+  # Terraform runs in; `mldeploy infra` resolves it against the folder of mldeploy.yaml.
+{%- endif %}
+  backend {{ backend.kind }} {
+{%- for s in backend.settings %}
+    {{ (s.name ~ pad) | truncate(length=width, end="") | safe }} = {% if s.value is string %}{{ s.value }}{% else %}{{ s.value | safe }}{% endif %}
+{%- endfor %}
+  }
+{%- else %}
+
+  # State in an Azure Storage blob container. Name it in the cluster's `state` in mldeploy.yaml
+  # (`mldeploy infra` needs that), or at init, as a backend block cannot use variables:
   #   terraform init -backend-config="resource_group_name=<rg>" \
   #     -backend-config="storage_account_name=<account>" -backend-config="container_name=<container>"
   backend "azurerm" {
     key = {{ project.name ~ "/" ~ cluster.name ~ ".tfstate" }}
   }
+{%- endif %}
 }

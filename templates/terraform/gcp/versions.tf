@@ -1,3 +1,4 @@
+{%- set pad = "                        " -%}
 terraform {
   required_version = ">= 1.5"
 
@@ -15,10 +16,25 @@ terraform {
       version = "~> 2.35"
     }
   }
+{%- if backend %}
+{%- set width = [s.name | length for s in backend.settings] | sort | last %}
 
-  # State in a GCS bucket. A backend block cannot use variables, so name the bucket at init:
+  # Where the state lives: the cluster's `state` in mldeploy.yaml.
+{%- if backend.kind == "local" %} A relative path is relative to the folder
+  # Terraform runs in; `mldeploy infra` resolves it against the folder of mldeploy.yaml.
+{%- endif %}
+  backend {{ backend.kind }} {
+{%- for s in backend.settings %}
+    {{ (s.name ~ pad) | truncate(length=width, end="") | safe }} = {% if s.value is string %}{{ s.value }}{% else %}{{ s.value | safe }}{% endif %}
+{%- endfor %}
+  }
+{%- else %}
+
+  # State in a GCS bucket. Name it in the cluster's `state` in mldeploy.yaml (`mldeploy infra`
+  # needs that), or at init, as a backend block cannot use variables:
   #   terraform init -backend-config="bucket=<state bucket>"
   backend "gcs" {
     prefix = {{ project.name ~ "/" ~ cluster.name }}
   }
+{%- endif %}
 }

@@ -1,3 +1,4 @@
+{%- set pad = "                        " -%}
 terraform {
   required_version = ">= 1.5"
 
@@ -11,16 +12,21 @@ terraform {
       version = "~> 2.35"
     }
   }
+{%- if backend %}
+{%- set width = [s.name | length for s in backend.settings] | sort | last %}
 
-  # State in a Secret of the cluster itself (no cloud storage on-prem). A backend block cannot
-  # use variables, so give the kubeconfig at init:
+  # Where the state lives: the cluster's `state` in mldeploy.yaml (default: a Secret of the
+  # cluster itself, as on-prem has no cloud storage).
+{%- if backend.kind == "kubernetes" %} A backend block cannot use variables, so
+  # the kubeconfig is given at init (`mldeploy infra` does that):
   #   terraform init -backend-config="config_path=$HOME/.kube/config"   # or set KUBE_CONFIG_PATH
-  backend "kubernetes" {
-    secret_suffix = {{ project.name ~ "-" ~ cluster.name }}
-    namespace     = "kube-system"
-{%- if cluster.context %}
-
-    config_context = {{ cluster.context }}
+{%- elif backend.kind == "local" %} A relative path is relative to the folder
+  # Terraform runs in; `mldeploy infra` resolves it against the folder of mldeploy.yaml.
 {%- endif %}
+  backend {{ backend.kind }} {
+{%- for s in backend.settings %}
+    {{ (s.name ~ pad) | truncate(length=width, end="") | safe }} = {% if s.value is string %}{{ s.value }}{% else %}{{ s.value | safe }}{% endif %}
+{%- endfor %}
   }
+{%- endif %}
 }

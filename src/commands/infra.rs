@@ -1,0 +1,664 @@
+//! `mldeploy infra plan|apply|destroy|kubeconfig`: render one cluster's Terraform into its working
+//! directory and run Terraform there, streaming its output; build a kubeconfig from its outputs.
+
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::{Ctx, Error, emit, exit, load_project};
+use crate::cli::{InfraAction, InfraArgs, InfraKubeconfigArgs, InfraTarget};
+use crate::config::Cloud;
+use crate::infra::{self, Action, Approval, Diagnosis, InitSettings};
+use crate::model::{ClusterModel, Project};
+use crate::render::{self, Templates, templates::user_dir};
+
+/// How much of Terraform's error output is kept to read after it exits (the end matters).
+const STDERR_KEPT: usize = 256 * 1024;
+
+const INSTALL_HINT: &str = "install Terraform ≥ 1.5 (https://developer.hashicorp.com/terraform/install) or OpenTofu; set MLDEPLOY_TERRAFORM (or pass --terraform) to its path if it is not on PATH";
+
+pub(super) fn run(ctx: &Ctx, args: &InfraArgs) -> Result<i32, Error> {
+    match &args.action {
+        InfraAction::Plan(a) => terraform(ctx, &a.target, Action::Plan, &a.vars, false),
+        InfraAction::Apply(a) => terraform(ctx, &a.target, Action::Apply, &a.vars, a.auto_approve),
+        InfraAction::Destroy(a) => {
+            terraform(ctx, &a.target, Action::Destroy, &a.vars, a.auto_approve)
+        }
+        InfraAction::Kubeconfig(a) => kubeconfig(ctx, a),
+    }
+}
+
+/// The cluster named by `--cluster`, else the cluster of `--env`, else the only one.
+fn pick_cluster<'a>(
+    ctx: &Ctx,
+    project: &'a Project,
+    flag: Option<&str>,
+) -> Result<&'a ClusterModel, Error> {
+    let names = || {
+        project
+            .clusters
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = flag {
+        return project.clusters.get(name).ok_or_else(|| {
+            let hint =
+                match crate::suggest::closest(name, project.clusters.keys().map(String::as_str)) {
+                    Some(c) => format!("did you mean `{c}`? clusters: {}", names()),
+                    None => format!("clusters: {}", names()),
+                };
+            Error::msg(format!("unknown cluster `{name}`"), Some(&hint))
+        });
+    }
+    if let Some(env) = ctx.global.env.as_deref() {
+        let env = render::pick_env(project, Some(env))?;
+        return Ok(&project.clusters[&env.cluster]);
+    }
+    let mut all = project.clusters.values();
+    match (all.next(), all.next()) {
+        (Some(only), None) => Ok(only),
+        (None, _) => Err(Error::msg(
+            "the config has no clusters",
+            Some("add one under `clusters:`"),
+        )),
+        _ => Err(Error::msg(
+            "the config has several clusters; choose one with --cluster (or --env)",
+            Some(&format!("clusters: {}", names())),
+        )),
+    }
+}
+
+/// The Terraform binary: `--terraform` / `MLDEPLOY_TERRAFORM` (a path, or a name on PATH), else
+/// `terraform`, else `tofu`, on PATH.
+fn find_terraform(flag: Option<&Path>) -> Result<PathBuf, Error> {
+    let path_var = std::env::var_os("PATH");
+    match flag {
+        Some(name) => infra::which(name, path_var.as_deref()).ok_or_else(|| {
+            let place = if name.components().count() > 1 {
+                "is not an executable file"
+            } else {
+                "is not on PATH"
+            };
+            Error::msg(
+                format!("the Terraform binary `{}` {place}", name.display()),
+                Some(INSTALL_HINT),
+            )
+        }),
+        None => ["terraform", "tofu"]
+            .iter()
+            .find_map(|n| infra::which(Path::new(n), path_var.as_deref()))
+            .ok_or_else(|| {
+                Error::msg(
+                    "Terraform is not installed: neither `terraform` nor `tofu` is on PATH",
+                    Some(INSTALL_HINT),
+                )
+            }),
+    }
+}
+
+/// A cluster's Terraform, written to its working directory, and the binary to run there.
+struct Workspace {
+    cluster: ClusterModel,
+    dir: PathBuf,
+    terraform: PathBuf,
+    backend_file: bool,
+    vars: Vec<(String, String)>,
+}
+
+impl Workspace {
+    /// The name to show in hints (`terraform`, `tofu`).
+    fn program(&self) -> String {
+        self.terraform
+            .file_name()
+            .map_or_else(|| "terraform".into(), |n| n.to_string_lossy().into_owned())
+    }
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+/// The kubeconfig this run uses: `--kubeconfig`, else the first file of $KUBECONFIG, else
+/// ~/.kube/config.
+fn kubeconfig_file(ctx: &Ctx) -> Option<PathBuf> {
+    infra::kubeconfig_path(
+        ctx.global.kubeconfig.as_deref(),
+        std::env::var_os("KUBECONFIG").as_deref(),
+        home().as_deref(),
+    )
+}
+
+/// The kubeconfig file Terraform reads for an on-prem cluster (its state and providers take one
+/// file): `--kubeconfig`, else the file of $KUBECONFIG that has the cluster's context, else the
+/// usual one.
+fn onprem_kubeconfig_file(ctx: &Ctx, cluster: &ClusterModel) -> Option<PathBuf> {
+    if let Some(path) = &ctx.global.kubeconfig {
+        return Some(path.clone());
+    }
+    let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
+    // An unreadable file is Terraform's to report, with the usual path.
+    let files = read_kubeconfigs(ctx).unwrap_or_default();
+    infra::file_for_context(&files, context).or_else(|| kubeconfig_file(ctx))
+}
+
+fn config_dir(ctx: &Ctx) -> PathBuf {
+    let dir = ctx
+        .global
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+fn workspace(
+    ctx: &Ctx,
+    project: &Project,
+    cluster: &ClusterModel,
+    target: &InfraTarget,
+) -> Result<Workspace, Error> {
+    let cluster = cluster.clone();
+    let backend = render::context::backend(&cluster);
+    // Without state settings Terraform would stop at init asking for the bucket; unless the
+    // person gives them through TF_CLI_ARGS, say so now.
+    let given_by_env =
+        std::env::var_os("TF_CLI_ARGS_init").is_some() || std::env::var_os("TF_CLI_ARGS").is_some();
+    if backend.is_none() && !given_by_env {
+        return Err(Error::msg(
+            format!(
+                "cluster `{}` does not say where Terraform keeps its state",
+                cluster.name
+            ),
+            Some(&format!(
+                "add {} to clusters.{} in {} (see docs/infra.md), or `state: {{local: {{}}}}` for a file on this machine",
+                crate::model::state_example(cluster.cloud),
+                cluster.name,
+                ctx.global.config.display()
+            )),
+        ));
+    }
+    let terraform = find_terraform(target.terraform.as_deref())?;
+    let templates =
+        Templates::load(user_dir(&ctx.global.config, target.templates.as_deref()).as_deref())?;
+    let files = render::render_cluster(project, &cluster, &templates)?;
+
+    let config_dir = config_dir(ctx);
+    let init = InitSettings {
+        config_dir: config_dir.clone(),
+        kubeconfig: (cluster.cloud == Cloud::Onprem)
+            .then(|| onprem_kubeconfig_file(ctx, &cluster))
+            .flatten(),
+        context: ctx.global.context.clone(),
+    };
+    let dir = match &target.dir {
+        Some(d) => d.clone(),
+        None => {
+            let dir = infra::work_dir(&config_dir, &cluster.name);
+            // Provider plugins and maybe local state (which can hold secrets): never for git.
+            let ignore = config_dir.join(".mldeploy").join(".gitignore");
+            if !ignore.exists() {
+                let _ = std::fs::create_dir_all(config_dir.join(".mldeploy"));
+                let _ = std::fs::write(
+                    &ignore,
+                    "# Written by mldeploy: Terraform working directories.\n*\n",
+                );
+            }
+            dir
+        }
+    };
+    let backend_text = backend.as_ref().map(|b| infra::backend_file(b, &init));
+    infra::write_work_dir(&dir, &files, backend_text.as_deref()).map_err(|e| {
+        Error::msg(
+            format!(
+                "cannot write the Terraform working directory {}: {e}",
+                dir.display()
+            ),
+            Some("pass --dir to use another folder"),
+        )
+    })?;
+    Ok(Workspace {
+        vars: infra::cluster_vars(&cluster, &init),
+        cluster,
+        dir,
+        terraform,
+        backend_file: backend_text.is_some(),
+    })
+}
+
+/// Where a Terraform process's standard output goes.
+enum Out {
+    /// Our stdout: people watch it live.
+    Inherit,
+    /// Our stderr, when our stdout carries a document (JSON, a kubeconfig).
+    Stderr,
+    /// Captured and returned.
+    Capture,
+}
+
+/// How a Terraform process ended.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs Terraform in the working directory. Its error output is shown as it comes and kept, so
+/// that a known failure (a stale lock) can be explained afterwards.
+fn run_terraform(ws: &Workspace, args: &[String], out: Out, ask: bool) -> Result<Ran, Error> {
+    let mut cmd = Command::new(&ws.terraform);
+    cmd.args(args)
+        .current_dir(&ws.dir)
+        // Terraform's advice to run `terraform apply` and the like is not for mldeploy's users.
+        .env("TF_IN_AUTOMATION", "1")
+        .stdin(if ask { Stdio::inherit() } else { Stdio::null() })
+        .stderr(Stdio::piped());
+    match out {
+        Out::Inherit => cmd.stdout(Stdio::inherit()),
+        Out::Stderr => cmd.stdout(std::io::stderr()),
+        Out::Capture => cmd.stdout(Stdio::piped()),
+    };
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::msg(
+            format!("cannot run {}: {e}", ws.terraform.display()),
+            Some(INSTALL_HINT),
+        )
+    })?;
+    let pipe = child.stderr.take();
+    let tee = std::thread::spawn(move || {
+        let mut kept: Vec<u8> = Vec::new();
+        let Some(mut pipe) = pipe else {
+            return kept;
+        };
+        let mut buf = [0u8; 8192];
+        let mut err = std::io::stderr();
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let _ = err.write_all(&buf[..n]);
+                    let _ = err.flush();
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > 2 * STDERR_KEPT {
+                        kept.drain(..kept.len() - STDERR_KEPT);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        kept
+    });
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = pipe.read_to_string(&mut stdout);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::msg(format!("waiting for {}: {e}", ws.program()), None))?;
+    let stderr = tee.join().unwrap_or_default();
+    Ok(Ran {
+        code: status.code(),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+/// The error for a failed Terraform step, explained when mldeploy knows the failure.
+fn failed(ws: &Workspace, step: &str, ran: &Ran) -> Error {
+    let program = ws.program();
+    let dir = ws.dir.display();
+    match infra::diagnose(&ran.stderr) {
+        Some(Diagnosis::Locked { id }) => {
+            let id_text = id.as_deref().unwrap_or("<lock ID>");
+            Error::msg(
+                format!(
+                    "the Terraform state of cluster `{}` is locked{}",
+                    ws.cluster.name,
+                    id.as_deref()
+                        .map(|i| format!(" (lock ID {i})"))
+                        .unwrap_or_default()
+                ),
+                Some(&format!(
+                    "another run holds the lock, or one that crashed left it behind; when no other run is active, release it: cd {dir} && {program} force-unlock {id_text}"
+                )),
+            )
+        }
+        Some(Diagnosis::BackendChanged) => Error::msg(
+            format!(
+                "the state settings of cluster `{}` changed since its working directory was initialised",
+                ws.cluster.name
+            ),
+            Some(&format!(
+                "to move the state to the new place: cd {dir} && {program} init -migrate-state -backend-config={}; to use the new place without moving it, run `init -reconfigure -backend-config={}` there instead",
+                infra::BACKEND_FILE,
+                infra::BACKEND_FILE
+            )),
+        ),
+        None => Error::msg(
+            match ran.code {
+                Some(code) => format!("{program} {step} failed (exit {code}); its output is above"),
+                None => format!("{program} {step} was interrupted"),
+            },
+            None,
+        ),
+    }
+}
+
+/// SIGINT goes to the whole foreground process group: Terraform stops cleanly by itself (and
+/// releases its lock), and mldeploy waits for it rather than dying first and leaving it running.
+/// Holding the returned value keeps mldeploy from exiting on Ctrl-C.
+#[cfg(unix)]
+fn wait_out_interrupts() -> Option<(tokio::runtime::Runtime, tokio::signal::unix::Signal)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let handler = rt
+        .block_on(async { signal(SignalKind::interrupt()) })
+        .ok()?;
+    Some((rt, handler))
+}
+
+#[cfg(not(unix))]
+fn wait_out_interrupts() -> Option<()> {
+    None
+}
+
+fn terraform(
+    ctx: &Ctx,
+    target: &InfraTarget,
+    action: Action,
+    vars: &[(String, String)],
+    auto_approve: bool,
+) -> Result<i32, Error> {
+    let approval = if auto_approve || action == Action::Plan {
+        Approval::Auto
+    } else if std::io::stdin().is_terminal() && !ctx.json() {
+        Approval::Ask
+    } else {
+        return Err(Error::msg(
+            format!(
+                "`infra {}` changes real infrastructure and nobody is at a terminal to confirm it",
+                action.name()
+            ),
+            Some(&format!(
+                "review with `mldeploy infra plan`, then pass --auto-approve (as in CI) to {} without asking",
+                action.name()
+            )),
+        ));
+    };
+    let project = load_project(ctx)?;
+    let cluster = pick_cluster(ctx, &project, target.cluster.as_deref())?;
+    let ws = workspace(ctx, &project, cluster, target)?;
+    let _interrupts = wait_out_interrupts();
+    let out = || {
+        if ctx.json() {
+            Out::Stderr
+        } else {
+            Out::Inherit
+        }
+    };
+    if !ctx.json() {
+        eprintln!(
+            "cluster {}: {} {} in {}",
+            ws.cluster.name,
+            ws.program(),
+            action.name(),
+            ws.dir.display()
+        );
+    }
+    let init = run_terraform(
+        &ws,
+        &infra::init_args(ctx.color, ws.backend_file),
+        out(),
+        false,
+    )?;
+    if init.code != Some(0) {
+        return Err(failed(&ws, "init", &init));
+    }
+    let mut all_vars = ws.vars.clone();
+    all_vars.extend(vars.iter().cloned());
+    let args = infra::action_args(action, approval, ctx.color, &all_vars);
+    let ran = run_terraform(&ws, &args, out(), approval == Approval::Ask)?;
+    let code = infra::exit_code(action, ran.code);
+    if code == exit::ERROR {
+        return Err(failed(&ws, action.name(), &ran));
+    }
+    if ctx.json() {
+        emit(
+            &(serde_json::to_string_pretty(&json!({
+                "ok": true,
+                "cluster": ws.cluster.name,
+                "action": action.name(),
+                "changes": code == exit::CHANGES,
+                "dir": ws.dir.display().to_string(),
+            }))
+            .unwrap_or_default()
+                + "\n"),
+        );
+    }
+    Ok(code)
+}
+
+/// Reads kubeconfig files as YAML documents: `--kubeconfig`, else every file of $KUBECONFIG,
+/// else ~/.kube/config. Missing files are skipped, as kubectl does.
+fn read_kubeconfigs(ctx: &Ctx) -> Result<Vec<(PathBuf, Value)>, Error> {
+    let paths: Vec<PathBuf> = match (&ctx.global.kubeconfig, std::env::var_os("KUBECONFIG")) {
+        (Some(p), _) => vec![p.clone()],
+        (None, Some(v)) if !v.is_empty() => std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        _ => home()
+            .map(|h| vec![h.join(".kube").join("config")])
+            .unwrap_or_default(),
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        if let Some(doc) = read_kubeconfig(&path)? {
+            files.push((path, doc));
+        }
+    }
+    Ok(files)
+}
+
+/// One kubeconfig file, None when it does not exist.
+fn read_kubeconfig(path: &Path) -> Result<Option<Value>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Ok(Some(Value::Null)),
+        Ok(text) => serde_saphyr::from_str::<Value>(&text)
+            .map(Some)
+            .map_err(|e| {
+                Error::msg(
+                    format!("{} is not a valid kubeconfig: {e}", path.display()),
+                    Some("fix or move the file, or pass --kubeconfig OTHER"),
+                )
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::msg(
+            format!("cannot read {}: {e}", path.display()),
+            None,
+        )),
+    }
+}
+
+fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
+    let project = load_project(ctx)?;
+    let cluster = pick_cluster(ctx, &project, args.target.cluster.as_deref())?;
+    let name = infra::context_name(&project.name, cluster);
+    let kubeconfig = if cluster.cloud == Cloud::Onprem {
+        onprem_kubeconfig(ctx, cluster, &name)?
+    } else {
+        managed_kubeconfig(ctx, &project, &args.target, cluster, &name)?
+    };
+    let envs: Vec<&str> = project
+        .environments
+        .values()
+        .filter(|e| e.cluster == cluster.name)
+        .map(|e| e.name.as_str())
+        .collect();
+    if !args.write {
+        let text = if ctx.json() {
+            serde_json::to_string_pretty(&kubeconfig).unwrap_or_default() + "\n"
+        } else {
+            to_yaml(&kubeconfig)?
+        };
+        emit(&text);
+        return Ok(exit::OK);
+    }
+    let path = kubeconfig_file(ctx).ok_or_else(|| {
+        Error::msg(
+            "no kubeconfig file to write: HOME is not set",
+            Some("pass --kubeconfig PATH"),
+        )
+    })?;
+    let existing = read_kubeconfig(&path)?.unwrap_or(Value::Null);
+    let merged = infra::merge(existing.clone(), &kubeconfig);
+    let changed = merged != existing;
+    if changed {
+        infra::write_atomically(&path, &to_yaml(&merged)?)
+            .map_err(|e| Error::msg(format!("cannot write {}: {e}", path.display()), None))?;
+    }
+    if ctx.json() {
+        emit(
+            &(serde_json::to_string_pretty(&json!({
+                "ok": true,
+                "context": name,
+                "kubeconfig": path.display().to_string(),
+                "changed": changed,
+            }))
+            .unwrap_or_default()
+                + "\n"),
+        );
+    } else {
+        if changed {
+            eprintln!("wrote context `{name}` to {}", path.display());
+        } else {
+            eprintln!("context `{name}` in {} is up to date", path.display());
+        }
+        if !envs.is_empty() {
+            eprintln!(
+                "next: mldeploy apply -f {} --env {}",
+                ctx.global.config.display(),
+                envs[0]
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn to_yaml(value: &Value) -> Result<String, Error> {
+    serde_saphyr::to_string(value)
+        .map_err(|e| Error::msg(format!("cannot write the kubeconfig as YAML: {e}"), None))
+}
+
+/// A managed cluster's kubeconfig from `terraform output -json` in its working directory.
+fn managed_kubeconfig(
+    ctx: &Ctx,
+    project: &Project,
+    target: &InfraTarget,
+    cluster: &ClusterModel,
+    name: &str,
+) -> Result<Value, Error> {
+    // Checked first: without it the kubeconfig would not connect, however right it is.
+    let region = cluster.region.as_deref().unwrap_or_default();
+    if let Some(plugin) = infra::exec_plugin(cluster.cloud, &cluster.name, region)
+        && infra::which(
+            Path::new(plugin.command),
+            std::env::var_os("PATH").as_deref(),
+        )
+        .is_none()
+    {
+        return Err(Error::msg(
+            format!(
+                "`{}` is not on PATH: kubeconfigs of {} clusters get their credentials from it",
+                plugin.command,
+                cluster.cloud.name()
+            ),
+            Some(plugin.install_hint),
+        ));
+    }
+    let ws = workspace(ctx, project, cluster, target)?;
+    let _interrupts = wait_out_interrupts();
+    let init = run_terraform(
+        &ws,
+        &infra::init_args(ctx.color, ws.backend_file),
+        Out::Stderr,
+        false,
+    )?;
+    if init.code != Some(0) {
+        return Err(failed(&ws, "init", &init));
+    }
+    let ran = run_terraform(
+        &ws,
+        &["output".into(), "-json".into(), "-no-color".into()],
+        Out::Capture,
+        false,
+    )?;
+    if ran.code != Some(0) {
+        return Err(failed(&ws, "output", &ran));
+    }
+    let outputs = infra::parse_outputs(&ran.stdout).map_err(|e| Error::msg(e, None))?;
+    infra::managed_kubeconfig(cluster.cloud, name, &outputs).map_err(|missing| {
+        Error::msg(
+            format!(
+                "Terraform has no {} for cluster `{}`",
+                missing.join(", "),
+                cluster.name
+            ),
+            Some(&if outputs.is_empty() {
+                format!(
+                    "create the cluster first: mldeploy infra apply --cluster {}",
+                    cluster.name
+                )
+            } else {
+                format!(
+                    "apply again so the outputs exist: mldeploy infra apply --cluster {}",
+                    cluster.name
+                )
+            }),
+        )
+    })
+}
+
+/// An on-prem cluster exists already, with a context: `name` reaches the same cluster as the
+/// context given by --context, else the cluster's `context`, else the current one.
+fn onprem_kubeconfig(ctx: &Ctx, cluster: &ClusterModel, name: &str) -> Result<Value, Error> {
+    let files: Vec<Value> = read_kubeconfigs(ctx)?
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .collect();
+    let source = ctx
+        .global
+        .context
+        .clone()
+        .or_else(|| cluster.context.clone())
+        .or_else(|| infra::current_context(&files).map(str::to_string))
+        .ok_or_else(|| {
+            Error::msg(
+                format!(
+                    "no kubeconfig context to reach on-prem cluster `{}`",
+                    cluster.name
+                ),
+                Some("k3s writes its kubeconfig to /etc/rancher/k3s/k3s.yaml (context `default`): copy it to ~/.kube/config (with the address the server has on your network), or pass --kubeconfig"),
+            )
+        })?;
+    if !infra::has_context(&files, &source) {
+        return Err(Error::msg(
+            format!(
+                "the kubeconfig has no context `{source}` for on-prem cluster `{}`",
+                cluster.name
+            ),
+            Some(&format!(
+                "k3s writes its kubeconfig to /etc/rancher/k3s/k3s.yaml with the context `default`: merge it into your kubeconfig, then `mldeploy infra kubeconfig --cluster {} --context default --write` adds `{name}` pointing at it",
+                cluster.name
+            )),
+        ));
+    }
+    infra::alias_kubeconfig(&files, &source, name)
+        .map_err(|e| Error::msg(e, Some("check the kubeconfig: kubectl config view")))
+}

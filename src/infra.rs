@@ -1,0 +1,940 @@
+//! Terraform for one cluster: its working directory, the command lines, what Terraform's error
+//! output means, and the kubeconfig built from its outputs. `commands::infra` runs the processes.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::bundle::{HEADER, TfFile};
+use crate::config::Cloud;
+use crate::model::ClusterModel;
+use crate::render::context::Backend;
+
+/// The backend settings `terraform init` reads, in the working directory.
+pub const BACKEND_FILE: &str = "backend.tfbackend";
+
+/// Entra ID application of the AKS API server: the audience of the tokens kubelogin fetches.
+pub const AKS_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+
+/// API version of the exec credential plugins.
+const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
+
+/// The working directory of a cluster by default: `.mldeploy/infra/<cluster>/` beside the config.
+pub fn work_dir(config_dir: &Path, cluster: &str) -> PathBuf {
+    config_dir.join(".mldeploy").join("infra").join(cluster)
+}
+
+/// The kubeconfig context of a cluster that has no `context` in the config:
+/// `mldeploy-<project>-<cluster>`.
+pub fn default_context(project: &str, cluster: &str) -> String {
+    format!("mldeploy-{project}-{cluster}")
+}
+
+/// The kubeconfig context `infra kubeconfig` writes for a cluster: its `context`, else
+/// [`default_context`].
+pub fn context_name(project: &str, cluster: &ClusterModel) -> String {
+    cluster
+        .context
+        .clone()
+        .unwrap_or_else(|| default_context(project, &cluster.name))
+}
+
+/// The kubeconfig file: `--kubeconfig`, else the first file of `$KUBECONFIG`, else
+/// `~/.kube/config`.
+pub fn kubeconfig_path(
+    flag: Option<&Path>,
+    kubeconfig_var: Option<&OsStr>,
+    home: Option<&Path>,
+) -> Option<PathBuf> {
+    if let Some(path) = flag {
+        return Some(path.to_path_buf());
+    }
+    if let Some(first) =
+        kubeconfig_var.and_then(|v| std::env::split_paths(v).find(|p| !p.as_os_str().is_empty()))
+    {
+        return Some(first);
+    }
+    home.map(|h| h.join(".kube").join("config"))
+}
+
+/// What differs between machines and so is given at `terraform init` rather than rendered.
+#[derive(Debug, Clone, Default)]
+pub struct InitSettings {
+    /// The folder of mldeploy.yaml, absolute: relative local state paths start there.
+    pub config_dir: PathBuf,
+    /// kubeconfig of an on-prem cluster (its state lives in a Secret there).
+    pub kubeconfig: Option<PathBuf>,
+    /// A kubeconfig context chosen on the command line, over the cluster's own.
+    pub context: Option<String>,
+}
+
+/// The backend settings file for `terraform init -backend-config=backend.tfbackend`: the
+/// cluster's state settings, with paths made absolute and the kubeconfig of this machine.
+pub fn backend_file(backend: &Backend, init: &InitSettings) -> String {
+    let mut settings: Vec<(&str, Value)> = backend
+        .settings
+        .iter()
+        .map(|s| (s.name, s.value.clone()))
+        .collect();
+    let set = |settings: &mut Vec<(&str, Value)>, name: &'static str, value: String| {
+        settings.retain(|(n, _)| *n != name);
+        settings.push((name, value.into()));
+    };
+    match backend.kind {
+        "local" => {
+            if let Some((_, Value::String(path))) = settings.iter().find(|(n, _)| *n == "path") {
+                let path = Path::new(path);
+                // Without a path the state stays in the working directory, which is kept.
+                if path.is_relative() && path != Path::new("terraform.tfstate") {
+                    let absolute = init.config_dir.join(path).display().to_string();
+                    set(&mut settings, "path", absolute);
+                }
+            }
+        }
+        "kubernetes" => {
+            if let Some(kubeconfig) = &init.kubeconfig {
+                set(
+                    &mut settings,
+                    "config_path",
+                    kubeconfig.display().to_string(),
+                );
+            }
+            if let Some(context) = &init.context {
+                set(&mut settings, "config_context", context.clone());
+            }
+        }
+        _ => {}
+    }
+    let width = settings.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "{HEADER}: the `state` of this cluster in mldeploy.yaml, for `terraform init -backend-config={BACKEND_FILE}`.\n"
+    );
+    for (name, value) in settings {
+        let value = match value {
+            Value::String(s) => hcl_string(&s),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{name:width$} = {value}\n"));
+    }
+    out
+}
+
+fn hcl_string(s: &str) -> String {
+    let mut out = Vec::new();
+    let _ = crate::render::quote::hcl(s, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Variables for on-prem clusters: their providers use a kubeconfig context, which must be the
+/// one this machine uses (user `--var`s come later and win).
+pub fn cluster_vars(cluster: &ClusterModel, init: &InitSettings) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    if cluster.cloud == Cloud::Onprem {
+        if let Some(path) = &init.kubeconfig {
+            vars.push(("kubeconfig_path".into(), path.display().to_string()));
+        }
+        if let Some(context) = &init.context {
+            vars.push(("kube_context".into(), context.clone()));
+        }
+    }
+    vars
+}
+
+/// What `infra` asks Terraform to do after `init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `terraform plan -detailed-exitcode`.
+    Plan,
+    /// `terraform apply`.
+    Apply,
+    /// `terraform destroy`.
+    Destroy,
+}
+
+impl Action {
+    /// The Terraform subcommand.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Plan => "plan",
+            Action::Apply => "apply",
+            Action::Destroy => "destroy",
+        }
+    }
+}
+
+/// `terraform init` arguments.
+pub fn init_args(color: bool, backend_file: bool) -> Vec<String> {
+    let mut args = vec!["init".to_string(), "-input=false".to_string()];
+    if !color {
+        args.push("-no-color".into());
+    }
+    if backend_file {
+        args.push(format!("-backend-config={BACKEND_FILE}"));
+    }
+    args
+}
+
+/// How `apply` and `destroy` are confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// `--auto-approve`: Terraform does not ask.
+    Auto,
+    /// Terraform shows the plan and asks on the terminal.
+    Ask,
+}
+
+/// Arguments of the action: `plan -detailed-exitcode`, `apply`, `destroy`, with `-var`s.
+pub fn action_args(
+    action: Action,
+    approval: Approval,
+    color: bool,
+    vars: &[(String, String)],
+) -> Vec<String> {
+    let mut args = vec![action.name().to_string()];
+    // Asking needs input; everything else must never wait for it.
+    if action == Action::Plan || approval == Approval::Auto {
+        args.push("-input=false".into());
+    }
+    if action == Action::Plan {
+        args.push("-detailed-exitcode".into());
+    } else if approval == Approval::Auto {
+        args.push("-auto-approve".into());
+    }
+    if !color {
+        args.push("-no-color".into());
+    }
+    args.extend(vars.iter().map(|(k, v)| format!("-var={k}={v}")));
+    args
+}
+
+/// Our exit code for Terraform's: plan's `-detailed-exitcode` 2 (changes) stays 2; any other
+/// failure is 1.
+pub fn exit_code(action: Action, terraform: Option<i32>) -> i32 {
+    match (action, terraform) {
+        (_, Some(0)) => 0,
+        (Action::Plan, Some(2)) => 2,
+        _ => 1,
+    }
+}
+
+/// A failure in Terraform's error output that mldeploy can say more about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Diagnosis {
+    /// Another run holds the state lock, or a crashed one left it behind.
+    Locked {
+        /// The lock's ID, for `terraform force-unlock`.
+        id: Option<String>,
+    },
+    /// The backend settings differ from those the working directory was initialised with.
+    BackendChanged,
+}
+
+/// Reads Terraform's error output (colours and box drawing included).
+pub fn diagnose(stderr: &str) -> Option<Diagnosis> {
+    let text = strip_ansi(stderr);
+    if text.contains("Error acquiring the state lock") {
+        let id = text
+            .lines()
+            .skip_while(|l| !l.contains("Lock Info:"))
+            .find_map(|l| {
+                let l = l.trim_start_matches(|c: char| c == '│' || c.is_whitespace());
+                l.strip_prefix("ID:").map(|id| id.trim().to_string())
+            })
+            .filter(|id| !id.is_empty());
+        return Some(Diagnosis::Locked { id });
+    }
+    if text.contains("Backend configuration changed") {
+        return Some(Diagnosis::BackendChanged);
+    }
+    None
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Finds an executable: a path as given, or a bare name in the folders of `path_var` (PATH).
+pub fn which(name: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return is_executable(name).then(|| name.to_path_buf());
+    }
+    std::env::split_paths(path_var?)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+/// Writes the cluster's Terraform into `dir`: replaces the files mldeploy wrote there before
+/// (recognised by their header) and leaves everything else — Terraform's `.terraform/`, lock
+/// file and local state, and files a person added. Returns the names written.
+pub fn write_work_dir(
+    dir: &Path,
+    files: &[TfFile],
+    backend: Option<&str>,
+) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut wanted: BTreeMap<String, String> = files
+        .iter()
+        .map(|f| (f.file.clone(), f.contents()))
+        .collect();
+    if let Some(text) = backend {
+        wanted.insert(BACKEND_FILE.to_string(), text.to_string());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(OsStr::to_str) else {
+            continue;
+        };
+        let ours = path.is_file()
+            && (name.ends_with(".tf") || name == BACKEND_FILE)
+            && std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(HEADER));
+        if ours && !wanted.contains_key(name) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for (name, text) in &wanted {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::write(&path, text)?;
+        }
+    }
+    Ok(wanted.into_keys().collect())
+}
+
+/// The exec credential plugin a managed cluster's kubeconfig uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPlugin {
+    /// Program.
+    pub command: &'static str,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// How to install it.
+    pub install_hint: &'static str,
+}
+
+/// The plugin of each cloud: `gke-gcloud-auth-plugin`, `aws eks get-token`, `kubelogin`. None on
+/// onprem, whose credentials are those of an existing context.
+pub fn exec_plugin(cloud: Cloud, cluster_name: &str, region: &str) -> Option<ExecPlugin> {
+    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match cloud {
+        Cloud::Gcp => Some(ExecPlugin {
+            command: "gke-gcloud-auth-plugin",
+            args: Vec::new(),
+            install_hint: "install it: `gcloud components install gke-gcloud-auth-plugin` (or the google-cloud-cli-gke-gcloud-auth-plugin package), then `gcloud auth login`",
+        }),
+        Cloud::Aws => Some(ExecPlugin {
+            command: "aws",
+            args: strings(&[
+                "eks",
+                "get-token",
+                "--cluster-name",
+                cluster_name,
+                "--region",
+                region,
+            ]),
+            install_hint: "install the AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), then `aws configure` or `aws sso login`",
+        }),
+        Cloud::Azure => Some(ExecPlugin {
+            command: "kubelogin",
+            args: strings(&[
+                "get-token",
+                "--login",
+                "azurecli",
+                "--server-id",
+                AKS_SERVER_ID,
+            ]),
+            install_hint: "install it: `az aks install-cli` (or https://azure.github.io/kubelogin/install.html), then `az login`",
+        }),
+        Cloud::Onprem => None,
+    }
+}
+
+/// Terraform's outputs (`terraform output -json`): their values by name.
+pub fn parse_outputs(json: &str) -> Result<BTreeMap<String, Value>, String> {
+    let all: BTreeMap<String, Value> =
+        serde_json::from_str(json).map_err(|e| format!("`output -json` is not JSON: {e}"))?;
+    Ok(all
+        .into_iter()
+        .map(|(k, v)| (k, v.get("value").cloned().unwrap_or(Value::Null)))
+        .collect())
+}
+
+/// Outputs each cloud's kubeconfig needs.
+fn needed_outputs(cloud: Cloud) -> &'static [&'static str] {
+    match cloud {
+        Cloud::Gcp | Cloud::Azure => {
+            &["cluster_name", "cluster_endpoint", "cluster_ca_certificate"]
+        }
+        Cloud::Aws => &[
+            "cluster_name",
+            "cluster_endpoint",
+            "cluster_ca_certificate",
+            "region",
+        ],
+        Cloud::Onprem => &[],
+    }
+}
+
+/// A kubeconfig (as JSON, which is YAML too) for a managed cluster from Terraform's outputs, with
+/// one cluster, user and context, all called `name`. Err lists the outputs that are missing.
+pub fn managed_kubeconfig(
+    cloud: Cloud,
+    name: &str,
+    outputs: &BTreeMap<String, Value>,
+) -> Result<Value, Vec<&'static str>> {
+    let get = |k: &str| {
+        outputs
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let missing: Vec<&'static str> = needed_outputs(cloud)
+        .iter()
+        .copied()
+        .filter(|k| get(k).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    let cluster_name = get("cluster_name").unwrap_or_default();
+    let plugin =
+        exec_plugin(cloud, cluster_name, get("region").unwrap_or_default()).ok_or_else(Vec::new)?;
+    let mut exec = json!({
+        "apiVersion": EXEC_API_VERSION,
+        "command": plugin.command,
+        "args": plugin.args,
+        "installHint": plugin.install_hint,
+        "provideClusterInfo": cloud == Cloud::Gcp,
+    });
+    if plugin.args.is_empty() {
+        exec.as_object_mut().map(|e| e.remove("args"));
+    }
+    Ok(single(
+        name,
+        json!({
+            "server": get("cluster_endpoint"),
+            "certificate-authority-data": get("cluster_ca_certificate"),
+        }),
+        json!({ "exec": exec }),
+        None,
+    ))
+}
+
+/// A kubeconfig with one cluster, user and context named `name`, which is current.
+fn single(name: &str, cluster: Value, user: Value, namespace: Option<&Value>) -> Value {
+    let mut context = json!({"cluster": name, "user": name});
+    if let Some(ns) = namespace {
+        context["namespace"] = ns.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": context}],
+        "current-context": name,
+    })
+}
+
+/// The named entry of a kubeconfig list (`clusters`, `users`, `contexts`) in the first file that
+/// has it, as kubectl merges files.
+fn find<'a>(files: &'a [Value], list: &str, name: &str) -> Option<&'a Value> {
+    files.iter().find_map(|f| {
+        f.get(list)?
+            .as_array()?
+            .iter()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
+    })
+}
+
+/// The current context of kubeconfig files (the first file that sets one).
+pub fn current_context(files: &[Value]) -> Option<&str> {
+    files.iter().find_map(|f| {
+        f.get("current-context")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    })
+}
+
+/// Of kubeconfig files (path, document), the one to read for `context`: the first that has it;
+/// without a context, the first that sets a current one.
+pub fn file_for_context(files: &[(PathBuf, Value)], context: Option<&str>) -> Option<PathBuf> {
+    files
+        .iter()
+        .find(|(_, doc)| match context {
+            Some(name) => has_context(std::slice::from_ref(doc), name),
+            None => current_context(std::slice::from_ref(doc)).is_some(),
+        })
+        .map(|(path, _)| path.clone())
+}
+
+/// Whether kubeconfig files have a context.
+pub fn has_context(files: &[Value], name: &str) -> bool {
+    find(files, "contexts", name).is_some()
+}
+
+/// A kubeconfig whose context `name` reaches the cluster of the existing context `source` (an
+/// on-prem cluster mldeploy did not create). The cluster and user entries of `source` are copied
+/// under the name `name`, so that they cannot collide with entries of another file (k3s calls
+/// all of them `default`); when `source` is `name`, they keep their names.
+pub fn alias_kubeconfig(files: &[Value], source: &str, name: &str) -> Result<Value, String> {
+    let context = find(files, "contexts", source)
+        .and_then(|c| c.get("context"))
+        .ok_or_else(|| format!("no context `{source}` in the kubeconfig"))?;
+    let entry = |list: &str, body: &str| -> Result<(String, Value), String> {
+        let entry_name = context
+            .get(body)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("context `{source}` names no {body}"))?;
+        find(files, list, entry_name)
+            .and_then(|e| e.get(body))
+            .cloned()
+            .map(|v| (entry_name.to_string(), v))
+            .ok_or_else(|| {
+                format!(
+                    "context `{source}` names the {body} `{entry_name}`, which the kubeconfig lacks"
+                )
+            })
+    };
+    let (cluster_name, cluster) = entry("clusters", "cluster")?;
+    let (user_name, user) = entry("users", "user")?;
+    let (cluster_name, user_name) = if source == name {
+        (cluster_name, user_name)
+    } else {
+        (name.to_string(), name.to_string())
+    };
+    let mut kubeconfig = single(name, cluster, user, context.get("namespace"));
+    kubeconfig["clusters"][0]["name"] = cluster_name.clone().into();
+    kubeconfig["users"][0]["name"] = user_name.clone().into();
+    kubeconfig["contexts"][0]["context"]["cluster"] = cluster_name.into();
+    kubeconfig["contexts"][0]["context"]["user"] = user_name.into();
+    Ok(kubeconfig)
+}
+
+/// Merges `new` into the kubeconfig `existing`: entries of the same name are replaced, everything
+/// else is kept, and the current context is set only when there was none.
+pub fn merge(existing: Value, new: &Value) -> Value {
+    let mut out = match existing {
+        Value::Object(map) => Value::Object(map),
+        _ => json!({"apiVersion": "v1", "kind": "Config"}),
+    };
+    for list in ["clusters", "users", "contexts"] {
+        let incoming: Vec<Value> = new
+            .get(list)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = incoming
+            .iter()
+            .filter_map(|e| e.get("name").and_then(Value::as_str))
+            .collect();
+        let mut entries: Vec<Value> = out
+            .get(list)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        entries.retain(|e| {
+            !e.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| names.contains(&n))
+        });
+        entries.extend(incoming.iter().cloned());
+        out[list] = Value::Array(entries);
+    }
+    let current = out
+        .get("current-context")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if !current && let Some(c) = new.get("current-context") {
+        out["current-context"] = c.clone();
+    }
+    for (key, default) in [("apiVersion", "v1"), ("kind", "Config")] {
+        if out.get(key).is_none() {
+            out[key] = default.into();
+        }
+    }
+    out
+}
+
+/// Writes `text` to `path` atomically (a temporary file in the same folder, then a rename), with
+/// the permissions of the file it replaces, or owner-only for a new one: kubeconfigs hold
+/// credentials.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.mldeploy-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode());
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::context::BackendSetting;
+
+    fn cluster(cloud: Cloud, context: Option<&str>) -> ClusterModel {
+        ClusterModel {
+            name: "c1".into(),
+            cloud,
+            region: None,
+            gcp_project: None,
+            gcp_zone: None,
+            aws_vpc_id: None,
+            aws_subnet_ids: Vec::new(),
+            azure_resource_group: None,
+            kubernetes_version: None,
+            node_pools: Vec::new(),
+            context: context.map(str::to_string),
+            distribution: None,
+            state: None,
+        }
+    }
+
+    #[test]
+    fn contexts_are_the_clusters_own_or_a_default() {
+        assert_eq!(
+            context_name("shop", &cluster(Cloud::Gcp, None)),
+            "mldeploy-shop-c1"
+        );
+        assert_eq!(
+            context_name("shop", &cluster(Cloud::Onprem, Some("k3s"))),
+            "k3s"
+        );
+    }
+
+    #[test]
+    fn kubeconfig_path_prefers_the_flag_then_the_first_kubeconfig_file() {
+        let home = Path::new("/home/u");
+        assert_eq!(
+            kubeconfig_path(
+                Some(Path::new("k.yaml")),
+                Some(OsStr::new("/a:/b")),
+                Some(home)
+            ),
+            Some(PathBuf::from("k.yaml"))
+        );
+        assert_eq!(
+            kubeconfig_path(None, Some(OsStr::new("/a:/b")), Some(home)),
+            Some(PathBuf::from("/a"))
+        );
+        assert_eq!(
+            kubeconfig_path(None, Some(OsStr::new("")), Some(home)),
+            Some(PathBuf::from("/home/u/.kube/config"))
+        );
+        assert_eq!(kubeconfig_path(None, None, None), None);
+    }
+
+    #[test]
+    fn arguments_ask_only_when_not_auto_approved() {
+        let vars = vec![("a".to_string(), "1=2".to_string())];
+        assert_eq!(
+            action_args(Action::Plan, Approval::Ask, false, &vars),
+            [
+                "plan",
+                "-input=false",
+                "-detailed-exitcode",
+                "-no-color",
+                "-var=a=1=2"
+            ]
+        );
+        assert_eq!(
+            action_args(Action::Apply, Approval::Auto, true, &[]),
+            ["apply", "-input=false", "-auto-approve"]
+        );
+        assert_eq!(
+            action_args(Action::Destroy, Approval::Ask, true, &[]),
+            ["destroy"]
+        );
+        assert_eq!(
+            init_args(false, true),
+            [
+                "init",
+                "-input=false",
+                "-no-color",
+                "-backend-config=backend.tfbackend"
+            ]
+        );
+        assert_eq!(exit_code(Action::Plan, Some(2)), 2);
+        assert_eq!(exit_code(Action::Apply, Some(2)), 1);
+        assert_eq!(exit_code(Action::Plan, Some(0)), 0);
+        assert_eq!(exit_code(Action::Plan, None), 1);
+    }
+
+    #[test]
+    fn backend_file_resolves_local_paths_and_adds_the_kubeconfig() {
+        let local = Backend {
+            kind: "local",
+            settings: vec![BackendSetting {
+                name: "path",
+                value: "state/x.tfstate".into(),
+            }],
+        };
+        let init = InitSettings {
+            config_dir: PathBuf::from("/work/p"),
+            kubeconfig: Some(PathBuf::from("/home/u/.kube/config")),
+            context: Some("ctx".into()),
+        };
+        let text = backend_file(&local, &init);
+        assert!(text.starts_with(HEADER), "{text}");
+        assert!(
+            text.contains("path = \"/work/p/state/x.tfstate\"\n"),
+            "{text}"
+        );
+        let k8s = Backend {
+            kind: "kubernetes",
+            settings: vec![
+                BackendSetting {
+                    name: "secret_suffix",
+                    value: "shop-lab".into(),
+                },
+                BackendSetting {
+                    name: "config_context",
+                    value: "old".into(),
+                },
+            ],
+        };
+        let text = backend_file(&k8s, &init);
+        assert!(text.contains("secret_suffix  = \"shop-lab\"\n"), "{text}");
+        assert!(text.contains("config_path    = \"/home/u/.kube/config\"\n"));
+        assert!(text.contains("config_context = \"ctx\"\n") && !text.contains("old"));
+        let s3 = Backend {
+            kind: "s3",
+            settings: vec![
+                BackendSetting {
+                    name: "bucket",
+                    value: "b${x}".into(),
+                },
+                BackendSetting {
+                    name: "encrypt",
+                    value: true.into(),
+                },
+            ],
+        };
+        let text = backend_file(&s3, &init);
+        assert!(text.contains("bucket  = \"b$${x}\"\n") && text.contains("encrypt = true\n"));
+    }
+
+    #[test]
+    fn a_stale_lock_is_recognised_with_its_id() {
+        let stderr = "\u{1b}[31m╷\u{1b}[0m\n\u{1b}[31m│\u{1b}[0m \u{1b}[1m\u{1b}[31mError: \u{1b}[0m\u{1b}[0m\u{1b}[1mError acquiring the state lock\u{1b}[0m\n│ \n│ Error message: ConditionalCheckFailedException\n│ Lock Info:\n│   ID:        8d6c4ad8-77d2-2b8d-4a53-0a9c7c0fa2b1\n│   Path:      b/k\n│   Operation: OperationTypePlan\n╵\n";
+        assert_eq!(
+            diagnose(stderr),
+            Some(Diagnosis::Locked {
+                id: Some("8d6c4ad8-77d2-2b8d-4a53-0a9c7c0fa2b1".into())
+            })
+        );
+        assert_eq!(
+            diagnose("Error: Backend configuration changed\n"),
+            Some(Diagnosis::BackendChanged)
+        );
+        assert_eq!(diagnose("Error: Invalid provider\n"), None);
+    }
+
+    #[test]
+    fn kubeconfigs_for_managed_clusters_need_their_outputs() {
+        let outputs: BTreeMap<String, Value> = [
+            ("cluster_name", "eks-main"),
+            ("cluster_endpoint", "https://x.eks.amazonaws.com"),
+            ("cluster_ca_certificate", "Q0E="),
+            ("region", "eu-central-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect();
+        let kc = managed_kubeconfig(Cloud::Aws, "ctx", &outputs).expect("complete");
+        let exec = &kc["users"][0]["user"]["exec"];
+        assert_eq!(exec["command"], "aws");
+        assert_eq!(
+            exec["args"],
+            json!([
+                "eks",
+                "get-token",
+                "--cluster-name",
+                "eks-main",
+                "--region",
+                "eu-central-1"
+            ])
+        );
+        assert_eq!(kc["contexts"][0]["name"], "ctx");
+        let empty = BTreeMap::new();
+        assert_eq!(
+            managed_kubeconfig(Cloud::Gcp, "ctx", &empty),
+            Err(vec![
+                "cluster_name",
+                "cluster_endpoint",
+                "cluster_ca_certificate"
+            ])
+        );
+    }
+
+    #[test]
+    fn merging_replaces_entries_of_the_same_name_and_keeps_the_rest() {
+        let existing = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {"colors": true},
+            "clusters": [{"name": "other", "cluster": {"server": "https://o"}},
+                         {"name": "ctx", "cluster": {"server": "https://old"}}],
+            "users": [{"name": "other", "user": {"token": "t"}}],
+            "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}],
+            "current-context": "other",
+        });
+        let new = single(
+            "ctx",
+            json!({"server": "https://new"}),
+            json!({"token": "n"}),
+            None,
+        );
+        let merged = merge(existing, &new);
+        assert_eq!(merged["preferences"], json!({"colors": true}));
+        assert_eq!(merged["current-context"], "other");
+        let clusters = merged["clusters"].as_array().expect("list");
+        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters[1]["cluster"]["server"], "https://new");
+        assert_eq!(merged["contexts"].as_array().map(Vec::len), Some(2));
+        let fresh = merge(Value::Null, &new);
+        assert_eq!(fresh["current-context"], "ctx");
+        assert_eq!(fresh["kind"], "Config");
+    }
+
+    #[test]
+    fn an_onprem_alias_copies_the_source_contexts_cluster_and_user() {
+        let files = vec![json!({
+            "clusters": [{"name": "default", "cluster": {"server": "https://10.0.0.5:6443"}}],
+            "users": [{"name": "default", "user": {"client-key-data": "a2V5"}}],
+            "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default", "namespace": "ml"}}],
+            "current-context": "default",
+        })];
+        let kc = alias_kubeconfig(&files, "default", "factory-k3s").expect("found");
+        assert_eq!(kc["contexts"][0]["name"], "factory-k3s");
+        assert_eq!(
+            kc["contexts"][0]["context"],
+            json!({"cluster": "factory-k3s", "user": "factory-k3s", "namespace": "ml"})
+        );
+        assert_eq!(kc["clusters"][0]["name"], "factory-k3s");
+        assert_eq!(
+            kc["clusters"][0]["cluster"]["server"],
+            "https://10.0.0.5:6443"
+        );
+        assert_eq!(kc["users"][0]["user"]["client-key-data"], "a2V5");
+        // The context itself: entries keep their names, so merging it back changes nothing.
+        let same = alias_kubeconfig(&files, "default", "default").expect("found");
+        assert_eq!(same["clusters"][0]["name"], "default");
+        let merged = merge(files[0].clone(), &same);
+        assert_eq!(merged["contexts"], files[0]["contexts"]);
+        assert_eq!(current_context(&files), Some("default"));
+        let paths = vec![
+            (PathBuf::from("/a"), json!({"contexts": []})),
+            (PathBuf::from("/b"), files[0].clone()),
+        ];
+        assert_eq!(
+            file_for_context(&paths, Some("default")),
+            Some(PathBuf::from("/b"))
+        );
+        assert_eq!(file_for_context(&paths, None), Some(PathBuf::from("/b")));
+        assert_eq!(file_for_context(&paths, Some("other")), None);
+        assert!(alias_kubeconfig(&files, "nope", "x").is_err());
+    }
+
+    #[test]
+    fn the_work_dir_keeps_terraforms_files_and_replaces_ours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir(d.join(".terraform")).expect("mkdir");
+        std::fs::write(d.join(".terraform.lock.hcl"), "lock").expect("write");
+        std::fs::write(d.join("terraform.tfstate"), "{}").expect("write");
+        std::fs::write(d.join("old.tf"), format!("{HEADER} from x.\n")).expect("write");
+        std::fs::write(d.join("mine.tf"), "# by hand\n").expect("write");
+        let files = vec![TfFile {
+            file: "main.tf".into(),
+            template: "terraform/gcp/main.tf".into(),
+            text: "locals {}\n".into(),
+        }];
+        let written = write_work_dir(d, &files, Some("# backend\n")).expect("writes");
+        assert_eq!(written, ["backend.tfbackend", "main.tf"]);
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".terraform",
+                ".terraform.lock.hcl",
+                "backend.tfbackend",
+                "main.tf",
+                "mine.tf",
+                "terraform.tfstate"
+            ]
+        );
+    }
+
+    #[test]
+    fn which_finds_executables_on_the_path_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let path = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).expect("join");
+        assert_eq!(which(Path::new("tool"), Some(&path)), Some(tool.clone()));
+        assert_eq!(which(Path::new("nope"), Some(&path)), None);
+        assert_eq!(which(&tool, None), Some(tool));
+    }
+}
