@@ -563,3 +563,34 @@ fn apply_200_objects_with_latency() {
     println!("no-op apply, --concurrency 1: {serial:?}");
     assert_eq!(noop_writes, 0);
 }
+
+#[test]
+fn the_context_infra_kubeconfig_writes_is_found_without_context() {
+    let c = Cluster::new();
+    // The current context points nowhere; `mldeploy-<project>-<cluster>` points at the fake.
+    let text = std::fs::read_to_string(&c.kubeconfig).expect("kubeconfig");
+    let text = text
+        .replace(
+            "- name: other\n  context:\n    cluster: fake",
+            "- name: mldeploy-doc-ai-eks-main\n  context:\n    cluster: fake",
+        )
+        .replace("current-context: fake", "current-context: nowhere")
+        .replace(
+            "contexts:\n",
+            "contexts:\n- name: nowhere\n  context:\n    cluster: dead\n    user: fake\n",
+        )
+        .replace(
+            "clusters:\n",
+            "clusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:9\n",
+        );
+    std::fs::write(&c.kubeconfig, text).expect("write");
+    c.run(
+        &c.config(&[]),
+        &["diff", "--env", "dev", "--output", "json"],
+    )
+    .assert()
+    .code(2)
+    .stdout(predicate::str::contains(
+        "\"context\": \"mldeploy-doc-ai-eks-main\"",
+    ));
+}

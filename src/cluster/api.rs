@@ -157,11 +157,13 @@ fn exec_hint(message: &str) -> String {
 
 impl Api {
     /// Connects with a kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`) and
-    /// a context (`--context`, else the cluster's `context` from the config, else the current one),
-    /// or in-cluster when there is no kubeconfig and we run in a pod.
+    /// a context (`context`; else `fallback` when the kubeconfig has it — the name `infra
+    /// kubeconfig` writes; else the current one), or in-cluster when there is no kubeconfig and we
+    /// run in a pod.
     pub async fn connect(
         kubeconfig: Option<&Path>,
         context: Option<&str>,
+        fallback: Option<&str>,
     ) -> Result<Api, ClusterError> {
         let connect_error = |target: &str, message: String, hint: String| ClusterError::Connect {
             target: target.to_string(),
@@ -182,6 +184,11 @@ impl Api {
             Some(kc) => {
                 let name = context
                     .map(str::to_string)
+                    .or_else(|| {
+                        fallback
+                            .filter(|f| kc.contexts.iter().any(|c| c.name == *f))
+                            .map(str::to_string)
+                    })
                     .or_else(|| kc.current_context.clone())
                     .ok_or_else(|| {
                         connect_error(

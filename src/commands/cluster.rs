@@ -66,11 +66,13 @@ fn session(ctx: &Ctx, templates: Option<&Path>) -> Result<Session, Error> {
 }
 
 impl Session {
-    /// Connects to the environment's cluster: `--context`, else the cluster's `context`.
+    /// Connects to the environment's cluster: `--context`, else the cluster's `context`, else the
+    /// context `infra kubeconfig` writes for it (if the kubeconfig has one), else the current one.
     async fn connect(&self, ctx: &Ctx) -> Result<Api, Error> {
         let cluster = &self.project.clusters[&self.env.cluster];
         let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
-        let api = Api::connect(ctx.global.kubeconfig.as_deref(), context).await?;
+        let fallback = crate::infra::default_context(&self.project.name, &cluster.name);
+        let api = Api::connect(ctx.global.kubeconfig.as_deref(), context, Some(&fallback)).await?;
         // Ctrl-C: finish the requests in flight, start no new ones, prune nothing.
         let flag = api.cancel_flag();
         tokio::spawn(async move {
