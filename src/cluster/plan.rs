@@ -222,8 +222,12 @@ pub async fn plan(
     kinds.dedup();
     let mut resources = Vec::new();
     let mut missing = Vec::new();
-    for (api_version, kind) in &kinds {
-        match api.resource(api_version, kind).await? {
+    let found: Vec<Option<Resource>> = stream::iter(kinds.iter().map(|(v, k)| api.resource(v, k)))
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    for ((api_version, kind), r) in kinds.iter().zip(found) {
+        match r {
             Some(r) => resources.push(r),
             None => missing.push((api_version.clone(), kind.clone())),
         }
@@ -326,21 +330,28 @@ pub async fn plan(
     if let Some(parent) = &parent {
         let mut group_kinds = applyset::contains(parent);
         group_kinds.extend(changes.iter().map(|c| c.resource.group_kind()));
-        for gk in group_kinds {
-            let (kind, group_name) = applyset::split_group_kind(&gk);
-            let Some(resource) = discover_group_kind(api, kind, group_name, &resources).await?
-            else {
-                continue;
-            };
-            let scope = resource.namespaced.then_some(applyset.namespace.as_str());
-            for live in api
-                .list(
-                    &resource,
-                    scope,
-                    &format!("{}={}", applyset::PART_OF, applyset.id),
-                )
-                .await?
-            {
+        // Each kind's members are listed concurrently; the order of the result is fixed below.
+        let selector = format!("{}={}", applyset::PART_OF, applyset.id);
+        let listed: Vec<Option<(Resource, Vec<Value>)>> =
+            stream::iter(group_kinds.iter().map(|gk| {
+                let (kind, group_name) = applyset::split_group_kind(gk);
+                let (resources, selector, namespace) = (&resources, &selector, &applyset.namespace);
+                async move {
+                    let Some(resource) =
+                        discover_group_kind(api, kind, group_name, resources).await?
+                    else {
+                        return Ok::<_, ClusterError>(None);
+                    };
+                    let scope = resource.namespaced.then_some(namespace.as_str());
+                    let items = api.list(&resource, scope, selector).await?;
+                    Ok(Some((resource, items)))
+                }
+            }))
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        for (resource, items) in listed.into_iter().flatten() {
+            for live in items {
                 let name = live["metadata"]["name"].as_str().unwrap_or("").to_string();
                 let namespace = live["metadata"]["namespace"].as_str().map(str::to_string);
                 let rendered = changes.iter().any(|c| {
