@@ -129,15 +129,29 @@ impl Templates {
         let mut hcl = tera::Tera::new();
         hcl.set_escape_fn(quote::hcl);
         hcl.autoescape_on([".tf"]);
-        for t in list.values() {
-            let engine = if t.name.ends_with(".tf") {
-                &mut hcl
-            } else {
-                &mut yaml
-            };
+        // Each engine gets its templates in one batch, so `{% include %}` can name any of them
+        // whatever the order.
+        for (engine, hcl_files) in [(&mut yaml, false), (&mut hcl, true)] {
+            let batch = list
+                .values()
+                .filter(|t| t.name.ends_with(".tf") == hcl_files);
             engine
-                .add_raw_template(&t.name, &t.text)
-                .map_err(|e| RenderError::template(t, &e))?;
+                .add_raw_templates(batch.clone().map(|t| (t.name.as_str(), t.text.as_str())))
+                .map_err(|e| {
+                    let culprit = match e.kind() {
+                        tera::ErrorKind::SyntaxError(r) | tera::ErrorKind::RenderingError(r) => {
+                            batch.clone().find(|t| t.name == r.filename())
+                        }
+                        _ => None,
+                    };
+                    match culprit.or_else(|| batch.clone().next()) {
+                        Some(t) => RenderError::template(t, &e),
+                        None => RenderError::Io {
+                            path: PathBuf::from("templates"),
+                            message: e.to_string(),
+                        },
+                    }
+                })?;
         }
         Ok(Templates { list, yaml, hcl })
     }
@@ -147,7 +161,8 @@ impl Templates {
         self.list.values()
     }
 
-    /// Templates directly in `folder` (`runtimes/kserve`), sorted by name.
+    /// Templates directly in `folder` (`runtimes/kserve`), sorted by name. Partials (names
+    /// starting with `_`) are left out: they are only `{% include %}`d by other templates.
     pub fn in_folder(&self, folder: &str) -> Vec<&Template> {
         self.list
             .values()
@@ -155,7 +170,7 @@ impl Templates {
                 t.name
                     .strip_prefix(folder)
                     .and_then(|rest| rest.strip_prefix('/'))
-                    .is_some_and(|rest| !rest.contains('/'))
+                    .is_some_and(|rest| !rest.contains('/') && !rest.starts_with('_'))
             })
             .collect()
     }

@@ -1,4 +1,3 @@
-{%- set pad = "                        " -%}
 terraform {
   required_version = ">= 1.5"
 
@@ -17,17 +16,12 @@ terraform {
     }
   }
 {%- if backend %}
-{%- set width = [s.name | length for s in backend.settings] | sort | last %}
 
   # Where the state lives: the cluster's `state` in mldeploy.yaml.
 {%- if backend.kind == "local" %} A relative path is relative to the folder
   # Terraform runs in; `mldeploy infra` resolves it against the folder of mldeploy.yaml.
 {%- endif %}
-  backend {{ backend.kind }} {
-{%- for s in backend.settings %}
-    {{ (s.name ~ pad) | truncate(length=width, end="") | safe }} = {% if s.value is string %}{{ s.value }}{% else %}{{ s.value | safe }}{% endif %}
-{%- endfor %}
-  }
+{%- include "terraform/common/_backend.tf" %}
 {%- else %}
 
   # State in an Azure Storage blob container. Name it in the cluster's `state` in mldeploy.yaml

@@ -1,4 +1,3 @@
-{%- set pad = "                        " -%}
 terraform {
   required_version = ">= 1.5"
 
@@ -13,7 +12,6 @@ terraform {
     }
   }
 {%- if backend %}
-{%- set width = [s.name | length for s in backend.settings] | sort | last %}
 
   # Where the state lives: the cluster's `state` in mldeploy.yaml (default: a Secret of the
   # cluster itself, as on-prem has no cloud storage).
@@ -23,10 +21,6 @@ terraform {
 {%- elif backend.kind == "local" %} A relative path is relative to the folder
   # Terraform runs in; `mldeploy infra` resolves it against the folder of mldeploy.yaml.
 {%- endif %}
-  backend {{ backend.kind }} {
-{%- for s in backend.settings %}
-    {{ (s.name ~ pad) | truncate(length=width, end="") | safe }} = {% if s.value is string %}{{ s.value }}{% else %}{{ s.value | safe }}{% endif %}
-{%- endfor %}
-  }
+{%- include "terraform/common/_backend.tf" %}
 {%- endif %}
 }
