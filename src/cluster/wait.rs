@@ -25,6 +25,11 @@ pub struct NotReady {
     pub events: Vec<String>,
 }
 
+/// Whether objects of `kind` are waited on (others are ready once applied).
+pub fn waited_on(kind: &str) -> bool {
+    readiness(kind, &Value::Null).is_some()
+}
+
 /// Readiness of a live object: `None` for kinds that are ready once applied.
 pub fn readiness(kind: &str, obj: &Value) -> Option<Result<(), String>> {
     let status = &obj["status"];
@@ -109,7 +114,7 @@ pub async fn wait(
     let start = Instant::now();
     let mut pending: Vec<&(Resource, Option<String>, String)> = targets
         .iter()
-        .filter(|(r, _, _)| readiness(&r.kind, &Value::Null).is_some())
+        .filter(|(r, _, _)| waited_on(&r.kind))
         .collect();
     let mut last: Vec<(String, String, Value)> = Vec::new();
     loop {

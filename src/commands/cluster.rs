@@ -205,7 +205,7 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
                 .iter()
                 .filter(|c| c.action != Action::Prune)
                 .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
-                .filter(|(r, _, _)| wait::readiness(&r.kind, &serde_json::Value::Null).is_some())
+                .filter(|(r, _, _)| wait::waited_on(&r.kind))
                 .collect();
             let waiting = Progress::new(mode, "wait", targets.len() as u64);
             let poll = std::env::var("MLDEPLOY_POLL_MS")
