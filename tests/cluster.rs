@@ -10,7 +10,7 @@ use predicates::prelude::*;
 use serde_json::{Value, json};
 
 use crate::support::fake_api::{FakeApi, Fault};
-use crate::{mldeploy, root};
+use crate::{mldeploy, root, without_model};
 
 /// A fake cluster with the ML CRDs installed and controllers that make objects ready at once.
 struct Cluster {
@@ -50,23 +50,9 @@ impl Cluster {
     /// The aws example (KServe, Seldon v2 and a Deployment), optionally without some models.
     fn config(&self, drop_models: &[&str]) -> PathBuf {
         let text = std::fs::read_to_string(root().join("examples/aws.yaml")).expect("example");
-        let mut out = String::new();
-        let mut skipping = false;
-        for line in text.lines() {
-            if let Some(name) = line.strip_prefix("  - name: ") {
-                skipping = drop_models.contains(&name.trim());
-            } else if !line.starts_with("    ") {
-                skipping = false;
-            }
-            // Overrides of dropped models go too.
-            let overrides_dropped = drop_models
-                .iter()
-                .any(|m| line.trim_start().starts_with(&format!("{m}: ")));
-            if !skipping && !overrides_dropped {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
+        let out = drop_models
+            .iter()
+            .fold(text, |text, m| without_model(&text, m));
         let path = self
             .dir
             .path()

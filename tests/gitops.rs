@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::{crd_schemas, mldeploy, root, yaml_files};
+use crate::{crd_schemas, mldeploy, root, without_model, yaml_files};
 
 /// Runs git in `dir` and returns stdout; panics with stderr on failure.
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -113,29 +113,6 @@ fn examples() -> Vec<PathBuf> {
         .into_iter()
         .map(|f| root().join(f))
         .collect()
-}
-
-/// `config` with model `name` removed: its item under `models:` and its overrides.
-fn without_model(config: &str, name: &str) -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in config.lines() {
-        if line == format!("  - name: {name}") {
-            skipping = true;
-            continue;
-        }
-        if skipping && line.starts_with("    ") {
-            continue;
-        }
-        skipping = false;
-        if line.trim_start().starts_with(&format!("{name}:")) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    assert!(!out.contains(name), "{name} is still in:\n{out}");
-    out
 }
 
 /// `config` with environment `name` removed (its block under `environments:`).

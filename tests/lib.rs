@@ -104,3 +104,26 @@ pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
     }
     Some(out)
 }
+
+/// `config` with model `name` removed: its item under `models:` and its overrides.
+pub fn without_model(config: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in config.lines() {
+        if line == format!("  - name: {name}") {
+            skipping = true;
+            continue;
+        }
+        if skipping && line.starts_with("    ") {
+            continue;
+        }
+        skipping = false;
+        if line.trim_start().starts_with(&format!("{name}:")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(!out.contains(name), "{name} is still in:\n{out}");
+    out
+}
