@@ -204,12 +204,22 @@ pub fn unified(old: &str, new: &str, label: &str) -> String {
         .to_string()
 }
 
+/// How `plan` compares a rendered object that exists on the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// A server-side dry-run apply, so updates and their diffs are exact (diff, apply).
+    DryRun,
+    /// Existence only, every live object counts as unchanged (delete needs no more).
+    Existence,
+}
+
 /// Compares the bundle with the cluster.
 pub async fn plan(
     api: &Api,
     bundle: &Bundle,
     env: &str,
     applyset: ApplySet,
+    compare: Compare,
     concurrency: usize,
 ) -> Result<Plan, ClusterError> {
     // Resolve every kind first, so all missing CRDs are reported together.
@@ -277,6 +287,7 @@ pub async fn plan(
             );
             let (action, diff) = match &live {
                 None => (Action::Create, unified("", &to_yaml(&desired), &label)),
+                Some(_) if compare == Compare::Existence => (Action::Unchanged, String::new()),
                 Some(live) => {
                     let result = api
                         .apply(

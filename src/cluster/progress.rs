@@ -1,8 +1,6 @@
 //! Progress of long cluster work: a live bar on a terminal, plain lines in CI (stderr), JSON lines
 //! with `--output json` (stdout).
 
-use std::io::IsTerminal;
-
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// How progress is shown.
@@ -19,14 +17,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Live on a terminal outside CI, plain elsewhere, JSON when asked.
-    pub fn detect(json: bool) -> Mode {
-        if json {
-            Mode::Json
-        } else if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
-            Mode::Live
-        } else {
-            Mode::Plain
+    /// JSON when asked, a live display when the terminal allows it (decided once, in
+    /// `commands::Ctx`), plain lines otherwise.
+    pub fn new(json: bool, live: bool) -> Mode {
+        match (json, live) {
+            (true, _) => Mode::Json,
+            (false, true) => Mode::Live,
+            (false, false) => Mode::Plain,
         }
     }
 }

@@ -103,7 +103,7 @@ fn conditions(obj: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Polls `targets` until each is ready or `timeout` passes.
+/// Polls `targets` (objects of [`waited_on`] kinds) until each is ready or `timeout` passes.
 pub async fn wait(
     api: &Api,
     targets: &[(Resource, Option<String>, String)],
@@ -112,10 +112,8 @@ pub async fn wait(
     progress: &Progress,
 ) -> Result<(), ClusterError> {
     let start = Instant::now();
-    let mut pending: Vec<&(Resource, Option<String>, String)> = targets
-        .iter()
-        .filter(|(r, _, _)| waited_on(&r.kind))
-        .collect();
+    // Kinds without a readiness rule are ready once read back.
+    let mut pending: Vec<&(Resource, Option<String>, String)> = targets.iter().collect();
     let mut last: Vec<(String, String, Value)> = Vec::new();
     loop {
         last.clear();

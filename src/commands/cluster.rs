@@ -11,7 +11,7 @@ use crate::bundle::Bundle;
 use crate::cli::{ApplyArgs, DeleteArgs, DiffArgs};
 use crate::cluster::api::Api;
 use crate::cluster::applyset::ApplySet;
-use crate::cluster::plan::{self, Action, Plan};
+use crate::cluster::plan::{self, Action, Compare, Plan};
 use crate::cluster::progress::{Mode, Progress};
 use crate::cluster::{ClusterError, apply, status, wait};
 use crate::model::{Env, Project};
@@ -90,12 +90,13 @@ impl Session {
         ApplySet::new(&self.project.name, &self.env.name, &self.env.namespace)
     }
 
-    async fn plan(&self, api: &Api, concurrency: usize) -> Result<Plan, Error> {
+    async fn plan(&self, api: &Api, compare: Compare, concurrency: usize) -> Result<Plan, Error> {
         Ok(plan::plan(
             api,
             &self.bundle,
             &self.env.name,
             self.applyset(),
+            compare,
             concurrency,
         )
         .await?)
@@ -128,18 +129,12 @@ fn summary(plan: &Plan) -> String {
     )
 }
 
-fn color_stdout(ctx: &Ctx) -> bool {
-    !ctx.global.no_color
-        && std::env::var_os("NO_COLOR").is_none()
-        && std::env::var_os("CI").is_none()
-        && std::io::stdout().is_terminal()
-}
-
 pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
     let s = session(ctx, args.templates.as_deref())?;
     let plan = s.runtime.block_on(async {
         let api = s.connect(ctx).await?;
-        s.plan(&api, usize::from(args.concurrency)).await
+        s.plan(&api, Compare::DryRun, usize::from(args.concurrency))
+            .await
     })?;
     if ctx.json() {
         outln!(
@@ -147,7 +142,7 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
             serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
         );
     } else {
-        let color = color_stdout(ctx);
+        let color = ctx.color;
         let mut out = String::new();
         for c in plan
             .changes
@@ -176,11 +171,11 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
 
 pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
     let s = session(ctx, args.templates.as_deref())?;
-    let mode = Mode::detect(ctx.json());
+    let mode = Mode::new(ctx.json(), ctx.progress);
     let concurrency = usize::from(args.concurrency);
     let outcome = s.runtime.block_on(async {
         let api = s.connect(ctx).await?;
-        let plan = s.plan(&api, concurrency).await?;
+        let plan = s.plan(&api, Compare::DryRun, concurrency).await?;
         if !ctx.json() {
             eprintln!("{}", summary(&plan));
         }
@@ -203,9 +198,8 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
             let targets: Vec<_> = plan
                 .changes
                 .iter()
-                .filter(|c| c.action != Action::Prune)
+                .filter(|c| c.action != Action::Prune && wait::waited_on(&c.resource.kind))
                 .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
-                .filter(|(r, _, _)| wait::waited_on(&r.kind))
                 .collect();
             let waiting = Progress::new(mode, "wait", targets.len() as u64);
             let poll = std::env::var("MLDEPLOY_POLL_MS")
@@ -291,10 +285,10 @@ pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
             return Ok(exit::ERROR);
         }
     }
-    let mode = Mode::detect(ctx.json());
+    let mode = Mode::new(ctx.json(), ctx.progress);
     let deleted = s.runtime.block_on(async {
         let api = s.connect(ctx).await?;
-        let plan = s.plan(&api, 16).await?;
+        let plan = s.plan(&api, Compare::Existence, 16).await?;
         let progress = Progress::new(mode, "delete", plan.changes.len() as u64);
         let result = apply::delete_all(&api, &plan, 16, &progress).await;
         progress.finish();
