@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use http::Method;
 use predicates::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::fake_api::{FakeApi, Fault};
-use crate::{mldeploy, root, without_model};
+use crate::{json, mldeploy, root, without_model};
 
 /// A fake cluster with the ML CRDs installed and controllers that make objects ready at once.
 struct Cluster {
@@ -160,14 +160,11 @@ fn apply_is_ordered_and_a_second_apply_writes_nothing() {
 fn diff_exit_codes_and_json_plan() {
     let c = Cluster::new();
     let config = c.config(&[]);
-    let out = c
-        .run(&config, &["diff", "--env", "dev", "--output", "json"])
-        .assert()
-        .code(2)
-        .get_output()
-        .stdout
-        .clone();
-    let plan: Value = serde_json::from_slice(&out).expect("json plan");
+    let plan = json(
+        &c.run(&config, &["diff", "--env", "dev", "--output", "json"])
+            .assert()
+            .code(2),
+    );
     assert_eq!(plan["changed"], true);
     assert_eq!(plan["context"], "fake");
     assert!(plan["summary"]["create"].as_u64().expect("count") >= 8);
@@ -303,10 +300,17 @@ fn transient_errors_are_retried_and_the_apply_converges() {
             .path("deployments")
             .times(2),
     );
+    // Connections closed without an answer are retried too.
+    c.api.drop_connections(2);
     c.run(&config, &["apply", "--env", "dev"])
         .assert()
         .success();
     assert_eq!(c.api.pending_faults(), 0);
+    let dropped = c.api.requests().iter().filter(|r| r.status == 0).count();
+    assert_eq!(
+        dropped, 2,
+        "two connections were dropped and the apply still converged"
+    );
     c.api.clear_requests();
     c.run(&config, &["apply", "--env", "dev"])
         .assert()
@@ -439,14 +443,11 @@ fn status_shows_each_model() {
     c.run(&config, &["apply", "--env", "dev"])
         .assert()
         .success();
-    let out = c
-        .run(&config, &["status", "--env", "dev", "--output", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows: Value = serde_json::from_slice(&out).expect("json");
+    let rows = json(
+        &c.run(&config, &["status", "--env", "dev", "--output", "json"])
+            .assert()
+            .success(),
+    );
     let names: Vec<&str> = rows
         .as_array()
         .expect("rows")

@@ -313,37 +313,33 @@ impl Api {
                 ))
                 .map_err(|e| ClusterError::Other(format!("{what}: {e}")))?;
             let last = attempt >= self.retry.attempts;
-            match self.client.send(request).await {
-                Err(e) => {
-                    if last {
-                        return Err(ClusterError::Transport {
-                            what: what.to_string(),
-                            message: format!("{e} (after {attempt} attempts)"),
-                        });
-                    }
+            // The request and its body: any failure here is the network's, and retried.
+            let answer = async {
+                let response = self.client.send(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let bytes = response
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((status, retry_after, bytes))
+            }
+            .await;
+            let retry_after = match answer {
+                Err(message) if last => {
+                    return Err(ClusterError::Transport {
+                        what: what.to_string(),
+                        message: format!("{message} (after {attempt} attempts)"),
+                    });
                 }
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let bytes = match response.into_body().collect_bytes().await {
-                        Ok(b) => b,
-                        Err(e) if last => {
-                            return Err(ClusterError::Transport {
-                                what: what.to_string(),
-                                message: e.to_string(),
-                            });
-                        }
-                        Err(_) => {
-                            tokio::time::sleep(self.jitter(backoff)).await;
-                            backoff = (backoff * 2).min(self.retry.max);
-                            continue;
-                        }
-                    };
+                Err(_) => None,
+                Ok((status, retry_after, bytes)) => {
                     let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                     if status.is_success() {
                         return Ok(Ok(value));
@@ -353,14 +349,14 @@ impl Api {
                     if !transient || last {
                         return Ok(Err(refusal(status.as_u16(), &value, &bytes)));
                     }
-                    if let Some(wait) = retry_after {
-                        // The server said when; no jitter needed, but never wait forever.
-                        tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-                        continue;
-                    }
+                    retry_after
                 }
-            }
-            tokio::time::sleep(self.jitter(backoff)).await;
+            };
+            // The server may say when (Retry-After: no jitter needed, but never wait forever);
+            // otherwise exponential backoff with jitter.
+            let pause = retry_after
+                .map_or_else(|| self.jitter(backoff), |w| w.min(Duration::from_secs(30)));
+            tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(self.retry.max);
         }
     }
