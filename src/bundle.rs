@@ -360,30 +360,35 @@ impl Bundle {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
-        let files = self.files();
+        let files: std::collections::BTreeMap<String, String> = self.files().into_iter().collect();
+        // Each existing file is read once: to know whether it is ours, and whether it changed.
+        let mut existing = std::collections::BTreeMap::new();
         for sub in ["manifests", "terraform"] {
             let folder = dir.join(sub);
             std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
-            let entries = std::fs::read_dir(&folder).map_err(|e| io(&folder, e))?;
-            for entry in entries {
+            for entry in std::fs::read_dir(&folder).map_err(|e| io(&folder, e))? {
                 let path = entry.map_err(|e| io(&folder, e))?.path();
                 let rel = format!(
                     "{sub}/{}",
                     path.file_name().unwrap_or_default().to_string_lossy()
                 );
-                let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(HEADER));
-                if ours && !files.iter().any(|(p, _)| *p == rel) {
-                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    existing.insert(rel, (path, text));
                 }
             }
         }
+        for (rel, (path, text)) in &existing {
+            if text.starts_with(HEADER) && !files.contains_key(rel) {
+                std::fs::remove_file(path).map_err(|e| io(path, e))?;
+            }
+        }
         for (rel, text) in &files {
-            let path = dir.join(rel);
-            if std::fs::read_to_string(&path).is_ok_and(|old| old == *text) {
+            if existing.get(rel).is_some_and(|(_, old)| old == text) {
                 continue;
             }
+            let path = dir.join(rel);
             std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         }
-        Ok(files.into_iter().map(|(p, _)| p).collect())
+        Ok(files.into_keys().collect())
     }
 }
