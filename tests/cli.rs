@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::{mldeploy, root, yaml_files};
+use crate::{json, mldeploy, root, yaml_files};
 
 #[test]
 fn help_lists_every_command() {
@@ -96,21 +96,19 @@ fn validate_reports_every_problem_with_location_and_exit_1() {
 
 #[test]
 fn validate_json_has_a_stable_shape() {
-    let out = mldeploy()
-        .current_dir(root())
-        .args([
-            "validate",
-            "--output",
-            "json",
-            "-f",
-            "tests/fixtures/invalid/unknown-field.yaml",
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("json on stdout");
+    let doc = json(
+        &mldeploy()
+            .current_dir(root())
+            .args([
+                "validate",
+                "--output",
+                "json",
+                "-f",
+                "tests/fixtures/invalid/unknown-field.yaml",
+            ])
+            .assert()
+            .code(1),
+    );
     assert_eq!(doc["ok"], false);
     let first = &doc["errors"][0];
     for key in ["file", "line", "column", "path", "message", "hint"] {
@@ -119,15 +117,13 @@ fn validate_json_has_a_stable_shape() {
     assert_eq!(first["path"], "models[0].replica");
     assert_eq!(first["line"], 6);
 
-    let out = mldeploy()
-        .current_dir(root())
-        .args(["validate", "--output", "json", "-f", "examples/gcp.yaml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("json on stdout");
+    let doc = json(
+        &mldeploy()
+            .current_dir(root())
+            .args(["validate", "--output", "json", "-f", "examples/gcp.yaml"])
+            .assert()
+            .success(),
+    );
     assert_eq!(doc["ok"], true);
     assert_eq!(
         doc["project"]["environments"]["prod"]["models"][0]["name"],
@@ -213,14 +209,12 @@ fn gpus_prints_the_catalog() {
         .stdout(predicate::str::contains("g4dn.xlarge"))
         .stdout(predicate::str::contains("nvidia-tesla-t4"))
         .stdout(predicate::str::contains("Standard_NC40ads_H100_v5"));
-    let out = mldeploy()
-        .args(["gpus", "--output", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let doc = json(
+        &mldeploy()
+            .args(["gpus", "--output", "json"])
+            .assert()
+            .success(),
+    );
     let names: Vec<&str> = doc["gpus"]
         .as_array()
         .expect("list")
@@ -235,14 +229,7 @@ fn gpus_prints_the_catalog() {
 
 #[test]
 fn schema_is_json_schema() {
-    let out = mldeploy()
-        .arg("schema")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let doc = json(&mldeploy().arg("schema").assert().success());
     assert_eq!(doc["type"], "object");
     assert!(doc["properties"]["models"].is_object());
 }

@@ -9,7 +9,7 @@ use mldeploy::diag::Report;
 use mldeploy::model;
 use predicates::prelude::*;
 
-use crate::{mldeploy, root, yaml_files};
+use crate::{json, mldeploy, root, yaml_files};
 
 /// Loads and resolves a file; the report rendered without colour on failure.
 fn check(path: &Path) -> Result<model::Project, Report> {
@@ -100,14 +100,7 @@ fn to_json(node: &Node) -> serde_json::Value {
 
 #[test]
 fn schema_accepts_every_valid_config() {
-    let out = mldeploy()
-        .arg("schema")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let schema: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let schema = json(&mldeploy().arg("schema").assert().success());
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     compiler

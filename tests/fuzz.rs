@@ -4,19 +4,23 @@
 use std::path::Path;
 
 use mldeploy::config::load_bytes;
+use mldeploy::diag::Report;
 use mldeploy::model;
 use proptest::prelude::*;
 
 const BASE: &str = include_str!("../examples/gcp.yaml");
 
-fn run(bytes: &[u8]) {
-    if let Ok(loaded) = load_bytes(Path::new("fuzz.yaml"), bytes) {
-        let _ = model::resolve(&loaded).map_err(|r| r.render(false));
-    } else if let Err(r) = load_bytes(Path::new("fuzz.yaml"), bytes) {
-        assert!(!r.problems.is_empty());
-        let _ = r.render(false);
-        let _ = r.to_json();
-    }
+/// Loads and resolves `bytes`; whatever fails must fail with at least one renderable problem,
+/// which is returned.
+fn run(bytes: &[u8]) -> Option<Report> {
+    let report = match load_bytes(Path::new("fuzz.yaml"), bytes) {
+        Ok(loaded) => model::resolve(&loaded).err()?,
+        Err(r) => r,
+    };
+    assert!(!report.problems.is_empty());
+    let _ = report.render(false);
+    let _ = report.to_json();
+    Some(report)
 }
 
 proptest! {
@@ -24,17 +28,17 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        run(&bytes);
+        let _ = run(&bytes);
     }
 
     #[test]
     fn arbitrary_text_never_panics(text in "[ -~\n\t\u{80}-\u{10ff}]{0,1024}") {
-        run(text.as_bytes());
+        let _ = run(text.as_bytes());
     }
 
     #[test]
     fn yaml_shaped_text_never_panics(text in "([a-zA-Z:\\-\\[\\]{},&*!|>'\"#0-9. ]{0,40}\n){0,40}") {
-        run(text.as_bytes());
+        let _ = run(text.as_bytes());
     }
 
     #[test]
@@ -53,16 +57,10 @@ proptest! {
             if lines.is_empty() { lines.push(String::new()); }
         }
         let text = lines.join("\n");
-        match load_bytes(Path::new("fuzz.yaml"), text.as_bytes()) {
-            Ok(loaded) => {
-                if let Err(r) = model::resolve(&loaded) {
-                    prop_assert!(!r.problems.is_empty());
-                    let _ = r.render(false);
-                }
-            }
-            Err(r) => {
-                prop_assert!(!r.problems.is_empty());
-                let _ = r.render(false);
+        if let Some(report) = run(text.as_bytes()) {
+            // A mangled config is still YAML text: every problem but an empty file is located.
+            for p in &report.problems {
+                prop_assert!(p.loc.is_some() || p.message == "the config is empty", "unlocated: {p:?}");
             }
         }
     }

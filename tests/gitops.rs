@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::{crd_schemas, mldeploy, root, without_model, yaml_files};
+use crate::{crd_schemas, json, mldeploy, root, without_model, yaml_files};
 
 /// Runs git in `dir` and returns stdout; panics with stderr on failure.
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -63,12 +63,6 @@ fn stdout(a: &assert_cmd::assert::Assert) -> String {
 
 fn stderr(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8(a.get_output().stderr.clone()).expect("utf-8")
-}
-
-/// Parses stdout as exactly one JSON document (serde_json rejects trailing content).
-fn json(a: &assert_cmd::assert::Assert) -> Value {
-    serde_json::from_slice(&a.get_output().stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", stdout(a)))
 }
 
 /// Every file under `dir`, relative, sorted, with `/` separators (`.git` left out).

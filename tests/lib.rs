@@ -127,3 +127,13 @@ pub fn without_model(config: &str, name: &str) -> String {
     assert!(!out.contains(name), "{name} is still in:\n{out}");
     out
 }
+
+/// Parses stdout as exactly one JSON document (serde_json rejects trailing content).
+pub fn json(a: &assert_cmd::assert::Assert) -> Value {
+    serde_json::from_slice(&a.get_output().stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            String::from_utf8_lossy(&a.get_output().stdout)
+        )
+    })
+}

@@ -472,33 +472,50 @@ fn user_templates_override_built_ins_and_errors_name_the_file() {
         .assert()
         .success()
         .stdout(predicate::str::contains("# customised"));
-    // A broken template: file and line, and Tera's own message.
-    std::fs::write(
-        &path,
+    // A broken template fails the render with a message that names it.
+    let render_fails = |template: &str, expected: &[&str]| {
+        std::fs::write(&path, template).expect("edit");
+        let mut assert = mldeploy()
+            .current_dir(dir.path())
+            .arg("render")
+            .assert()
+            .code(1);
+        for e in expected {
+            assert = assert.stderr(predicate::str::contains(*e));
+        }
+    };
+    // Tera's own error, with the user's file and line.
+    render_fails(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ env.nope }}\n",
-    )
-    .expect("edit");
-    mldeploy()
-        .current_dir(dir.path())
-        .arg("render")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("templates/env/namespace.yaml:4"))
-        .stderr(predicate::str::contains("nope"));
-    // A template that renders invalid YAML is named.
-    std::fs::write(
-        &path,
+        &["templates/env/namespace.yaml:4", "nope"],
+    );
+    // Output that is not YAML.
+    render_fails(
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: [\n",
+        &["env/namespace.yaml rendered invalid YAML"],
+    );
+    // A document that is not an object.
+    render_fails(
+        "apiVersion: v1\nmetadata: {name: x}\n",
+        &[
+            "env/namespace.yaml rendered a document that is not a Kubernetes object",
+            "no kind",
+        ],
+    );
+    // Two templates rendering the same object.
+    std::fs::write(
+        dir.path().join("templates/env/again.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: vision}\n",
     )
-    .expect("edit");
-    mldeploy()
-        .current_dir(dir.path())
-        .arg("render")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "env/namespace.yaml rendered invalid YAML",
-        ));
+    .expect("write");
+    render_fails(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: vision}\n",
+        &[
+            "Namespace vision is rendered twice",
+            "env/again.yaml",
+            "env/namespace.yaml",
+        ],
+    );
     // Eject refuses unknown names with a suggestion.
     mldeploy()
         .current_dir(dir.path())

@@ -1,7 +1,6 @@
 //! `mldeploy validate`: check everything, say what was checked, or list every problem.
 
 use super::{Ctx, Error, exit, load_project};
-use crate::config::Runtime;
 use crate::model::{Project, Source};
 
 /// What `validate` checks, in the order a user would read it.
@@ -86,15 +85,11 @@ fn summary(file: &str, p: &Project) -> String {
                 out,
                 "  {:<24} {:<10} {scale}{gpu}{canary}  {what}",
                 m.name,
-                runtime_name(m.runtime)
+                m.runtime.name()
             );
         }
     }
     out
-}
-
-fn runtime_name(r: Runtime) -> &'static str {
-    r.name()
 }
 
 fn plural(n: usize) -> &'static str {
