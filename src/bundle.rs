@@ -353,42 +353,21 @@ impl Bundle {
     }
 
     /// Writes the bundle under `dir` (`manifests/`, `terraform/`) and removes files an earlier
-    /// render wrote there that are no longer rendered. Files without mldeploy's header are never
-    /// touched. Returns the paths written.
+    /// render wrote there that are no longer rendered, by the rules of [`crate::fsx`]: files
+    /// without mldeploy's header are never overwritten or deleted, links and FIFOs are never
+    /// written through. Returns the paths written.
     pub fn write_to(&self, dir: &Path) -> Result<Vec<String>, RenderError> {
-        let io = |path: &Path, e: std::io::Error| RenderError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let files: std::collections::BTreeMap<String, String> = self.files().into_iter().collect();
-        // Each existing file is read once: to know whether it is ours, and whether it changed.
-        let mut existing = std::collections::BTreeMap::new();
+        let files = self.files();
         for sub in ["manifests", "terraform"] {
-            let folder = dir.join(sub);
-            std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
-            for entry in std::fs::read_dir(&folder).map_err(|e| io(&folder, e))? {
-                let path = entry.map_err(|e| io(&folder, e))?.path();
-                let rel = format!(
-                    "{sub}/{}",
-                    path.file_name().unwrap_or_default().to_string_lossy()
-                );
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    existing.insert(rel, (path, text));
-                }
-            }
+            let wanted: std::collections::BTreeMap<String, String> = files
+                .iter()
+                .filter_map(|(rel, text)| {
+                    let name = rel.strip_prefix(sub)?.strip_prefix('/')?;
+                    Some((name.to_string(), text.clone()))
+                })
+                .collect();
+            crate::fsx::sync_folder(dir, sub, &wanted, |_| true)?;
         }
-        for (rel, (path, text)) in &existing {
-            if text.starts_with(HEADER) && !files.contains_key(rel) {
-                std::fs::remove_file(path).map_err(|e| io(path, e))?;
-            }
-        }
-        for (rel, text) in &files {
-            if existing.get(rel).is_some_and(|(_, old)| old == text) {
-                continue;
-            }
-            let path = dir.join(rel);
-            std::fs::write(&path, text).map_err(|e| io(&path, e))?;
-        }
-        Ok(files.into_keys().collect())
+        Ok(files.into_iter().map(|(rel, _)| rel).collect())
     }
 }

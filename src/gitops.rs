@@ -9,13 +9,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::bundle::HEADER;
 use crate::config::GitopsEngine;
+use crate::fsx::{self, is_plain_relative};
 use crate::model::{Env, Gitops, Project};
 use crate::render::quote::yaml_string;
 use crate::render::{self, RenderError, Templates};
@@ -53,19 +54,15 @@ pub enum GitopsError {
         /// What is wrong with it.
         message: String,
     },
+    /// A file rule of [`crate::fsx`] was broken (a link, a FIFO), or the system refused.
+    #[error(transparent)]
+    File(#[from] crate::fsx::FileError),
     /// A template produced a file name that would land outside the tree.
     #[error("a rendered file name is not a plain relative path: `{path}`")]
     UnsafePath {
         /// The offending path.
         path: String,
     },
-}
-
-fn io(path: &Path, e: std::io::Error) -> GitopsError {
-    GitopsError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
 }
 
 /// A generated tree: relative paths (with `/`) → contents, sorted.
@@ -282,22 +279,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         })
 }
 
-/// A relative path of plain components: no root, no `.`/`..`, no empty segment. Paths read from
-/// a manifest are checked with this before anything is deleted, so an edited manifest cannot
-/// make mldeploy remove files outside the tree.
-fn is_plain_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.contains('\\')
-        && path.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && Path::new(seg)
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)))
-        })
-}
-
 /// What mldeploy wrote into a tree: the contents of [`MANIFEST`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -362,18 +343,11 @@ pub struct Current {
 /// Reads the manifest and every path of `tree` or of the manifest from `dir`. A missing `dir`
 /// is an empty tree.
 pub fn read_current(dir: &Path, tree: &Tree) -> Result<Current, GitopsError> {
-    let read = |path: &Path| -> Result<Option<Vec<u8>>, GitopsError> {
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            // A path through a file where a folder is generated (`apps` is a file) is "absent"
-            // for reading; writing it will report the real problem.
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Ok(None),
-            Err(e) => Err(io(path, e)),
-        }
-    };
+    // Links and special files are errors here, before anything is planned: a FIFO is never
+    // opened, a linked folder never read as if it were the tree.
+    let read = |rel: &str| fsx::read_existing(dir, rel);
     let manifest_path = dir.join(MANIFEST);
-    let manifest_text = match read(&manifest_path)? {
+    let manifest_text = match read(MANIFEST)? {
         None => None,
         Some(bytes) => Some(String::from_utf8(bytes).map_err(|_| GitopsError::Manifest {
             path: manifest_path.clone(),
@@ -395,7 +369,7 @@ pub fn read_current(dir: &Path, tree: &Tree) -> Result<Current, GitopsError> {
     }
     let mut files = BTreeMap::new();
     for p in paths {
-        if let Some(bytes) = read(&dir.join(p))? {
+        if let Some(bytes) = read(p)? {
             files.insert(p.to_string(), bytes);
         }
     }
@@ -623,45 +597,14 @@ pub fn write(dir: &Path, plan: &Plan) -> Result<(), GitopsError> {
         "gitops::write must not run a plan with conflicts"
     );
     for c in &plan.remove {
-        let path = dir.join(&c.path);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&path, e)),
-        }
-        let mut parent = path.parent();
-        while let Some(p) = parent {
-            // remove_dir fails on a non-empty folder: that is where we stop.
-            if p == dir || std::fs::remove_dir(p).is_err() {
-                break;
-            }
-            parent = p.parent();
-        }
+        fsx::remove(dir, &c.path)?;
     }
     for c in plan.add.iter().chain(&plan.change).chain(&plan.manifest) {
         if let Some(text) = &c.new {
-            write_atomic(&dir.join(&c.path), text.as_bytes())?;
+            fsx::write(dir, &c.path, text.as_bytes(), fsx::WriteOptions::default())?;
         }
     }
     Ok(())
-}
-
-/// Writes through a temporary file and a rename, so a reader (or a crash) never sees half a
-/// file: a half-written generated file would later look like a hand edit.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GitopsError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.mldeploy-tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(path, e)
-    })
 }
 
 #[cfg(test)]
@@ -827,7 +770,7 @@ mod tests {
             for h in hostile {
                 let q = yaml_string(h);
                 let p = project(&format!(
-                    "gitops: {{engine: {engine}, repoURL: {q}, revision: {q}, path: {q}}}\n"
+                    "gitops: {{engine: {engine}, repoURL: {q}, revision: {q}}}\n"
                 ));
                 let t = generate(&p, &Templates::builtin().expect("built-ins")).expect("renders");
                 let text = &t.files[&format!("{engine}/e.yaml")];

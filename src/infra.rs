@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -297,13 +296,13 @@ fn is_executable(path: &Path) -> bool {
 
 /// Writes the cluster's Terraform into `dir`: replaces the files mldeploy wrote there before
 /// (recognised by their header) and leaves everything else — Terraform's `.terraform/`, lock
-/// file and local state, and files a person added. Returns the names written.
+/// file and local state, and files a person added. A hand-written file at a name mldeploy
+/// renders, a link or a FIFO there is an error ([`crate::fsx`]). Returns the names written.
 pub fn write_work_dir(
     dir: &Path,
     files: &[TfFile],
     backend: Option<&str>,
-) -> std::io::Result<Vec<String>> {
-    std::fs::create_dir_all(dir)?;
+) -> Result<Vec<String>, crate::fsx::FileError> {
     let mut wanted: BTreeMap<String, String> = files
         .iter()
         .map(|f| (f.file.clone(), f.contents()))
@@ -311,24 +310,9 @@ pub fn write_work_dir(
     if let Some(text) = backend {
         wanted.insert(BACKEND_FILE.to_string(), text.to_string());
     }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(OsStr::to_str) else {
-            continue;
-        };
-        let ours = path.is_file()
-            && (name.ends_with(".tf") || name == BACKEND_FILE)
-            && std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(HEADER));
-        if ours && !wanted.contains_key(name) {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    for (name, text) in &wanted {
-        let path = dir.join(name);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
-            std::fs::write(&path, text)?;
-        }
-    }
+    crate::fsx::sync_folder(dir, "", &wanted, |name| {
+        name.ends_with(".tf") || name == BACKEND_FILE
+    })?;
     Ok(wanted.into_keys().collect())
 }
 
@@ -587,36 +571,27 @@ pub fn merge(existing: Value, new: &Value) -> Value {
     out
 }
 
-/// Writes `text` to `path` atomically (a temporary file in the same folder, then a rename), with
-/// the permissions of the file it replaces, or owner-only for a new one: kubeconfigs hold
-/// credentials.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes a kubeconfig to `path` by the rules of [`crate::fsx`] (never through a link,
+/// atomically), with the permissions of the file it replaces, or owner-only for a new one:
+/// kubeconfigs hold credentials.
+pub fn write_kubeconfig(path: &Path, text: &str) -> Result<(), crate::fsx::FileError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.mldeploy-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode());
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fsx::write(
+        dir,
+        &name,
+        text.as_bytes(),
+        crate::fsx::WriteOptions {
+            mode: Some(0o600),
+            sync: true,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -17,6 +17,18 @@ macro_rules! out {
     ($($t:tt)*) => { $crate::commands::emit(&format!($($t)*)) };
 }
 
+/// `eprintln!` that does not panic when stderr is closed (`mldeploy … 2>&1 | head -1`): the
+/// failure is remembered and the command exits non-zero ([`commands::output_failed`]).
+macro_rules! errln {
+    () => { $crate::commands::emit_err("\n") };
+    ($($t:tt)*) => { $crate::commands::emit_err(&format!("{}\n", format_args!($($t)*))) };
+}
+
+/// `eprint!` that does not panic when stderr is closed.
+macro_rules! err {
+    ($($t:tt)*) => { $crate::commands::emit_err(&format!($($t)*)) };
+}
+
 pub mod bundle;
 pub mod catalog;
 pub mod cli;
@@ -24,6 +36,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod diag;
+pub mod fsx;
 pub mod gitops;
 pub mod infra;
 pub mod model;

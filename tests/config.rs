@@ -193,7 +193,7 @@ fn hostile_inputs_fail_cleanly() {
     let many = "version: 1\nproject: x\nmodels:\n".to_string() + &"  - {name: m}\n".repeat(200_000);
     rejects(many.as_bytes(), "exceeds the parser's limits");
     // Multi-megabyte: over the limit, and under it but wrong.
-    rejects(&vec![b'#'; 9 * 1024 * 1024], "the limit is 8 MiB");
+    rejects(&vec![b'#'; 9 * 1024 * 1024], "larger than 8 MiB");
     let mut big = String::from("version: 1\nproject: big\nmodels:\n");
     while big.len() < 3 * 1024 * 1024 {
         big.push_str(&format!(

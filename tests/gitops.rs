@@ -282,21 +282,20 @@ fn dropping_a_model_removes_exactly_its_files() {
     let repo = repo();
     let dir = repo.path();
     let original = std::fs::read_to_string(root().join("examples/gcp.yaml")).expect("read");
-    let configs = tempfile::tempdir().expect("tempdir");
-    let config = write_config(configs.path(), "mldeploy.yaml", &original);
-    // No --out: the default is the config's gitops.path (`deploy`).
-    gitops(dir, &config, &[]).success();
+    // The config lives in the repository (ignored here, so that `git status` shows only the
+    // tree), and mldeploy runs from elsewhere.
+    std::fs::write(dir.join(".git/info/exclude"), "mldeploy.yaml\n").expect("write");
+    let config = write_config(dir, "mldeploy.yaml", &original);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    // No --out: the default is the config's gitops.path (`deploy`), beside the config.
+    gitops(elsewhere.path(), &config, &[]).success();
     assert!(dir.join("deploy/argocd/prod.yaml").is_file());
     std::fs::write(dir.join("deploy/README.md"), "hand-written\n").expect("write");
     std::fs::write(dir.join("deploy/apps/prod/NOTES.md"), "hand-written\n").expect("write");
     commit_all(dir);
     let before = files(&dir.join("deploy"));
 
-    let config = write_config(
-        configs.path(),
-        "mldeploy.yaml",
-        &without_model(&original, "fraud-xgb"),
-    );
+    let config = write_config(dir, "mldeploy.yaml", &without_model(&original, "fraud-xgb"));
     let check = gitops(dir, &config, &["--check"]).code(2);
     let gone: Vec<&String> = before.iter().filter(|f| f.contains("fraud-xgb")).collect();
     assert!(gone.len() >= 4, "{gone:?}");
@@ -348,7 +347,7 @@ fn dropping_a_model_removes_exactly_its_files() {
 
     // Dropping an environment removes its folder and its Application, and nothing else.
     let config = write_config(
-        configs.path(),
+        dir,
         "mldeploy.yaml",
         &without_env(&without_model(&original, "fraud-xgb"), "staging"),
     );

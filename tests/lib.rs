@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod config;
+mod files;
 mod fuzz;
 mod gitops;
 mod infra;

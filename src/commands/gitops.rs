@@ -2,7 +2,7 @@
 //! the committed tree is stale.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Ctx, Error, emit, exit, load_project};
 use crate::cli::GitopsArgs;
@@ -12,24 +12,33 @@ use crate::render::{Templates, templates::user_dir};
 pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
     let project = load_project(ctx)?;
     if ctx.global.env.is_some() {
-        eprintln!("note: gitops writes every environment; --env (MLDEPLOY_ENV) is ignored");
+        errln!("note: gitops writes every environment; --env (MLDEPLOY_ENV) is ignored");
     }
     let dir = user_dir(&ctx.global.config, args.templates.as_deref());
     let templates = Templates::load(dir.as_deref())?;
     let tree = gitops::generate(&project, &templates)?;
     let repo_base = project.gitops.as_ref().map(gitops::repo_base);
+    // `gitops.path` and the default are folders of the repository the config lives in: they
+    // are resolved against the config's folder, wherever mldeploy runs from (`--out` is the
+    // user's own path, relative to the working directory).
+    let config_dir = ctx
+        .global
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty());
+    let beside_config = |p: &str| config_dir.map_or_else(|| PathBuf::from(p), |d: &Path| d.join(p));
     let out = match (&args.out, &repo_base) {
         (Some(out), _) => out.clone(),
-        (None, Some(base)) if !base.is_empty() => PathBuf::from(*base),
-        (None, Some(_)) => PathBuf::from("."),
-        (None, None) => PathBuf::from("deploy"),
+        (None, Some(base)) if !base.is_empty() => beside_config(base),
+        (None, Some(_)) => beside_config("."),
+        (None, None) => beside_config("deploy"),
     };
     match &repo_base {
-        None => eprintln!(
+        None => errln!(
             "note: the config has no `gitops:` block, so only clusters/ and apps/ are written \
              (add one for Argo CD or Flux objects)"
         ),
-        Some(base) if !base.is_empty() && !out.ends_with(base) => eprintln!(
+        Some(base) if !base.is_empty() && !out.ends_with(base) => errln!(
             "note: Argo CD/Flux read `{base}/apps/<env>` of the repository (gitops.path); \
              {} should be that folder",
             out.display()
@@ -59,13 +68,13 @@ pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
         } else {
             emit(&diff);
             if up_to_date {
-                eprintln!(
+                errln!(
                     "gitops: {shown} is up to date ({} files)",
                     tree.files.len() + 1
                 );
             } else {
-                eprint!("gitops: {shown} is stale: {}", listing(&plan, false));
-                eprintln!(
+                err!("gitops: {shown} is stale: {}", listing(&plan, false));
+                errln!(
                     "  help: run `mldeploy gitops --out {shown}` and commit the result{}",
                     if plan.conflicts.is_empty() {
                         ""
@@ -102,11 +111,11 @@ pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
             });
             emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
         }
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         for c in &plan.conflicts {
-            eprintln!("  ! {} ({})", c.path, c.reason.describe());
+            errln!("  ! {} ({})", c.path, c.reason.describe());
         }
-        eprintln!("  help: {hint}");
+        errln!("  help: {hint}");
         return Ok(exit::ERROR);
     }
 
@@ -123,12 +132,12 @@ pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
         });
         emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
     } else if plan.up_to_date() {
-        eprintln!(
+        errln!(
             "gitops: {shown} is up to date ({} files); nothing written",
             tree.files.len() + 1
         );
     } else {
-        eprint!("gitops: wrote {shown}: {}", listing(&plan, true));
+        err!("gitops: wrote {shown}: {}", listing(&plan, true));
     }
     Ok(exit::OK)
 }
@@ -177,6 +186,7 @@ impl From<gitops::GitopsError> for Error {
                 e.to_string(),
                 Some("a template renders a kind or metadata.name with `/` or `..`; fix it"),
             ),
+            G::File(f) => f.into(),
             G::Io { .. } => Error::msg(e.to_string(), None),
         }
     }

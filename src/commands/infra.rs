@@ -14,6 +14,9 @@ use crate::infra::{self, Action, Approval, Diagnosis, InitSettings};
 use crate::model::{ClusterModel, Project};
 use crate::render::{self, Templates, templates::user_dir};
 
+/// Largest kubeconfig file read (they are kilobytes; a FIFO or a device stops here).
+const MAX_KUBECONFIG_BYTES: usize = 16 * 1024 * 1024;
+
 /// How much of Terraform's error output is kept to read after it exits (the end matters).
 const STDERR_KEPT: usize = 256 * 1024;
 
@@ -198,26 +201,32 @@ fn workspace(
         Some(d) => d.clone(),
         None => {
             let dir = infra::work_dir(&config_dir, &cluster.name);
+            // Every folder on the way is checked: a linked `.mldeploy` is not written through.
+            crate::fsx::ensure_dir(&config_dir, &format!(".mldeploy/infra/{}", cluster.name))?;
             // Provider plugins and maybe local state (which can hold secrets): never for git.
-            let ignore = config_dir.join(".mldeploy").join(".gitignore");
-            if !ignore.exists() {
-                let _ = std::fs::create_dir_all(config_dir.join(".mldeploy"));
-                let _ = std::fs::write(
-                    &ignore,
-                    "# Written by mldeploy: Terraform working directories.\n*\n",
-                );
+            if crate::fsx::existing_file(&config_dir, ".mldeploy/.gitignore")?.is_none() {
+                crate::fsx::write(
+                    &config_dir,
+                    ".mldeploy/.gitignore",
+                    b"# Written by mldeploy: Terraform working directories.\n*\n",
+                    crate::fsx::WriteOptions::default(),
+                )?;
             }
             dir
         }
     };
     let backend_text = backend.as_ref().map(|b| infra::backend_file(b, &init));
     infra::write_work_dir(&dir, &files, backend_text.as_deref()).map_err(|e| {
+        let hint = e.hint().map_or_else(
+            || "pass --dir to use another folder".to_string(),
+            |h| format!("{h}; or pass --dir to use another folder"),
+        );
         Error::msg(
             format!(
                 "cannot write the Terraform working directory {}: {e}",
                 dir.display()
             ),
-            Some("pass --dir to use another folder"),
+            Some(&hint),
         )
     })?;
     Ok(Workspace {
@@ -404,7 +413,7 @@ fn terraform(
         }
     };
     if !ctx.json() {
-        eprintln!(
+        errln!(
             "cluster {}: {} {} in {}",
             ws.cluster.name,
             ws.program(),
@@ -468,7 +477,9 @@ fn read_kubeconfigs(ctx: &Ctx) -> Result<Vec<(PathBuf, Value)>, Error> {
 
 /// One kubeconfig file, None when it does not exist.
 fn read_kubeconfig(path: &Path) -> Result<Option<Value>, Error> {
-    match std::fs::read_to_string(path) {
+    let text = crate::fsx::read_input(path, MAX_KUBECONFIG_BYTES)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    match text {
         Ok(text) if text.trim().is_empty() => Ok(Some(Value::Null)),
         Ok(text) => serde_saphyr::from_str::<Value>(&text)
             .map(Some)
@@ -478,11 +489,8 @@ fn read_kubeconfig(path: &Path) -> Result<Option<Value>, Error> {
                     Some("fix or move the file, or pass --kubeconfig OTHER"),
                 )
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::msg(
-            format!("cannot read {}: {e}", path.display()),
-            None,
-        )),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -520,8 +528,7 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
     let merged = infra::merge(existing.clone(), &kubeconfig);
     let changed = merged != existing;
     if changed {
-        infra::write_atomically(&path, &to_yaml(&merged)?)
-            .map_err(|e| Error::msg(format!("cannot write {}: {e}", path.display()), None))?;
+        infra::write_kubeconfig(&path, &to_yaml(&merged)?)?;
     }
     if ctx.json() {
         emit(
@@ -536,12 +543,12 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
         );
     } else {
         if changed {
-            eprintln!("wrote context `{name}` to {}", path.display());
+            errln!("wrote context `{name}` to {}", path.display());
         } else {
-            eprintln!("context `{name}` in {} is up to date", path.display());
+            errln!("context `{name}` in {} is up to date", path.display());
         }
         if !envs.is_empty() {
-            eprintln!(
+            errln!(
                 "next: mldeploy apply -f {} --env {}",
                 ctx.global.config.display(),
                 envs[0]

@@ -48,7 +48,7 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32, Error> {
     write(path, &text)?;
     write(&dir.join(SCHEMA_FILE), &(schema_json() + "\n"))?;
     if !ctx.json() {
-        eprintln!(
+        errln!(
             "wrote {} (project {project}, {} cluster) and {SCHEMA_FILE}\nnext: edit it, then `mldeploy validate -f {}`",
             path.display(),
             cloud_name(args.cloud),

@@ -17,7 +17,7 @@ pub(super) fn run(args: &ManArgs) -> Result<i32, Error> {
             let failed = |e: std::io::Error| Error::msg(format!("{}: {e}", dir.display()), None);
             std::fs::create_dir_all(dir).map_err(failed)?;
             clap_mangen::generate_to(cmd, dir).map_err(failed)?;
-            eprintln!(
+            errln!(
                 "wrote man pages into {} (try `man {}/mldeploy.1`)",
                 dir.display(),
                 dir.display()

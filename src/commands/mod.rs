@@ -125,11 +125,21 @@ impl From<crate::render::RenderError> for Error {
                 Some("a built-in template failed: please report this".into())
             }
             R::Duplicate { .. } => Some("rename or remove one of the templates".into()),
+            R::File(f) => f.hint(),
             R::Io { .. } => None,
         };
         Error::Message {
             message: e.to_string(),
             hint,
+        }
+    }
+}
+
+impl From<crate::fsx::FileError> for Error {
+    fn from(e: crate::fsx::FileError) -> Self {
+        Error::Message {
+            message: e.to_string(),
+            hint: e.hint(),
         }
     }
 }
@@ -150,7 +160,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Schema => schema::run(&ctx),
         Command::Completions(args) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "mldeploy", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "mldeploy", &mut script);
+            emit(&String::from_utf8_lossy(&script));
             Ok(exit::OK)
         }
         Command::Render(args) => render::run(&ctx, args),
@@ -163,12 +175,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Templates(args) => templates::run(&ctx, &args.action),
         Command::Man(args) => man::run(args),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             report_error(&ctx, &e);
             exit::ERROR
         }
+    };
+    if code == exit::OK && output_failed() {
+        exit::ERROR
+    } else {
+        code
     }
 }
 
@@ -183,27 +200,53 @@ fn report_error(ctx: &Ctx, e: &Error) {
         emit(&(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n"));
     }
     match e {
-        Error::Report(r) => eprint!("{}", r.render(ctx.color)),
+        Error::Report(r) => err!("{}", r.render(ctx.color)),
         Error::Message { message, hint } => {
-            eprintln!("error: {message}");
+            errln!("error: {}", crate::diag::escape(message));
             if let Some(h) = hint {
-                eprintln!("  help: {h}");
+                errln!("  help: {}", crate::diag::escape(h));
             }
         }
     }
 }
 
-/// Writes a command's output to stdout. A reader that went away (`mldeploy … | head`) is not an
-/// error, and unlike `println!` this does not panic: the command still ends with its own exit code,
-/// which is what `--check` in a pipeline reports.
+/// Set when writing to stdout or stderr failed (the reader went away, the disk is full): the
+/// command goes on to a safe stopping point and exits non-zero.
+static OUTPUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether writing to stdout or stderr has failed in this run. A long-running command (apply)
+/// checks it at a safe boundary; `run` turns a success into exit 1 when it is set.
+pub fn output_failed() -> bool {
+    OUTPUT_FAILED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Records a failed write; the first one that is not a closed pipe is reported on stderr (if
+/// stderr still works).
+fn output_error(stream: &str, e: &std::io::Error) {
+    use std::io::Write as _;
+    let first = !OUTPUT_FAILED.swap(true, std::sync::atomic::Ordering::Relaxed);
+    if first && e.kind() != std::io::ErrorKind::BrokenPipe && stream == "stdout" {
+        let _ = writeln!(std::io::stderr(), "error: writing to {stream}: {e}");
+    }
+}
+
+/// Writes a command's output to stdout. A reader that went away (`mldeploy … | head`) does not
+/// panic, as `outln!` would: the failure is recorded and the command exits non-zero.
 pub fn emit(text: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("error: writing to stdout: {e}");
-        }
-        _ => {}
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        output_error("stdout", &e);
+    }
+}
+
+/// Writes messages to stderr (`errln!`); a closed stderr is recorded, never a
+/// panic.
+pub fn emit_err(text: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    if let Err(e) = err.write_all(text.as_bytes()).and_then(|()| err.flush()) {
+        output_error("stderr", &e);
     }
 }
 

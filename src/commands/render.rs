@@ -22,7 +22,7 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
                 });
                 outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
-                eprintln!(
+                errln!(
                     "rendered env {} ({} objects, {} Terraform files) into {}",
                     env.name,
                     bundle.manifests.len(),

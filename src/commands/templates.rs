@@ -66,25 +66,27 @@ pub(super) fn run(ctx: &Ctx, action: &TemplatesAction) -> Result<i32, Error> {
                     ));
                 }
             };
-            let mut written = 0;
+            // Checked first, so that a link or a FIFO stops the run before anything is written.
+            let mut todo = Vec::new();
             for n in names {
-                let path = target.join(n);
-                if path.exists() {
-                    eprintln!("kept {} (already there)", path.display());
-                    continue;
+                if crate::fsx::existing_file(&target, n)?.is_some() {
+                    errln!("kept {} (already there)", target.join(n).display());
+                } else {
+                    todo.push(n);
                 }
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        Error::msg(format!("cannot create {}: {e}", parent.display()), None)
-                    })?;
-                }
-                std::fs::write(&path, Templates::builtin_text(n).unwrap_or_default()).map_err(
-                    |e| Error::msg(format!("cannot write {}: {e}", path.display()), None),
-                )?;
-                eprintln!("ejected {}", path.display());
-                written += 1;
             }
-            eprintln!("{written} template(s) written; files there now override the built-ins");
+            for n in &todo {
+                let text = Templates::builtin_text(n).unwrap_or_default();
+                crate::fsx::write(
+                    &target,
+                    n,
+                    text.as_bytes(),
+                    crate::fsx::WriteOptions::default(),
+                )?;
+                errln!("ejected {}", target.join(n).display());
+            }
+            let written = todo.len();
+            errln!("{written} template(s) written; files there now override the built-ins");
         }
     }
     Ok(exit::OK)

@@ -31,17 +31,27 @@ pub struct Loaded {
 
 /// Reads and parses a config file.
 pub fn load_file(path: &Path) -> Result<Loaded, Report> {
-    let bytes = match std::fs::read(path) {
+    // The limit applies while reading: `-f /dev/zero` or an endless FIFO stop there.
+    let bytes = match crate::fsx::read_input(path, MAX_CONFIG_BYTES) {
         Ok(b) => b,
+        Err(crate::fsx::FileError::TooLarge { .. }) => return Err(too_large(path)),
         Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            let hint = if e.is_not_found() {
                 "create one with `mldeploy init`, or pass -f/--config PATH"
+            } else if matches!(e, crate::fsx::FileError::Kind { .. }) {
+                "pass the config file itself with -f/--config PATH"
             } else {
                 "check the path and its permissions"
             };
+            let message = match e {
+                crate::fsx::FileError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
             return Err(Report::new(
                 Source::new(path, ""),
-                vec![Problem::new(None, "", format!("cannot read the config: {e}")).hint(hint)],
+                vec![
+                    Problem::new(None, "", format!("cannot read the config: {message}")).hint(hint),
+                ],
             ));
         }
     };
@@ -51,21 +61,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, Report> {
 /// Parses config bytes (checks size and encoding first).
 pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, Report> {
     if bytes.len() > MAX_CONFIG_BYTES {
-        return Err(Report::new(
-            Source::new(path, ""),
-            vec![
-                Problem::new(
-                    None,
-                    "",
-                    format!(
-                        "the config is {:.1} MiB; the limit is {} MiB",
-                        bytes.len() as f64 / 1024.0 / 1024.0,
-                        MAX_CONFIG_BYTES / 1024 / 1024
-                    ),
-                )
-                .hint("is this the right file? a config with a thousand models is under 1 MiB"),
-            ],
-        ));
+        return Err(too_large(path));
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => load_str(path, text),
@@ -95,6 +91,24 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, Report> {
             ))
         }
     }
+}
+
+/// The report for a config over [`MAX_CONFIG_BYTES`] (reading stopped there).
+fn too_large(path: &Path) -> Report {
+    Report::new(
+        Source::new(path, ""),
+        vec![
+            Problem::new(
+                None,
+                "",
+                format!(
+                    "the config is larger than {} MiB",
+                    MAX_CONFIG_BYTES / 1024 / 1024
+                ),
+            )
+            .hint("is this the right file? a config with a thousand models is under 1 MiB"),
+        ],
+    )
 }
 
 /// Parses config text.

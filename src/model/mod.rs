@@ -494,6 +494,19 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     {
         ck.at(&[key("gitops"), key("repoURL")], "repoURL is empty", None);
     }
+    if let Some(path) = cfg.gitops.as_ref().and_then(|g| g.path.as_deref())
+        && let Err(message) = check_gitops_path(path)
+    {
+        ck.at(
+            &[key("gitops"), key("path")],
+            message,
+            Some(
+                "a folder of the repository, relative to its root and to this config's folder, \
+                 e.g. `deploy`"
+                    .into(),
+            ),
+        );
+    }
 
     // A value with a type error was left out of the checks above; what those checks then say
     // about the same field or the item holding it ("needs `image`") only repeats the type error.
@@ -852,6 +865,30 @@ fn check_state(
         }
     };
     Some(backend)
+}
+
+/// `gitops.path` names a folder inside the repository (and `gitops` writes there, relative to
+/// the config's folder): relative, without `..`, nothing a shell or Git would read differently.
+fn check_gitops_path(path: &str) -> Result<(), String> {
+    let trimmed = path.trim();
+    if trimmed.starts_with('/') || trimmed.starts_with('\\') || trimmed.contains(':') {
+        return Err(format!(
+            "`{path}` is absolute; it must be relative to the repository root"
+        ));
+    }
+    let base = trimmed.trim_start_matches("./").trim_matches('/');
+    if base.is_empty() || base == "." {
+        return Ok(());
+    }
+    if base.split('/').any(|seg| seg == "..") {
+        return Err(format!("`{path}` climbs out of the repository with `..`"));
+    }
+    if !crate::fsx::is_plain_relative(base) || base.chars().any(char::is_control) {
+        return Err(format!(
+            "`{path}` is not a plain relative path (empty, `.` or `\\` segments, or control characters)"
+        ));
+    }
+    Ok(())
 }
 
 fn cloud_title(cloud: Cloud) -> &'static str {

@@ -63,6 +63,10 @@ pub enum RenderError {
         /// The environments there are.
         hint: String,
     },
+    /// Writing a file would break a rule of [`crate::fsx`] (a link, a FIFO, a file mldeploy did
+    /// not write), or the system refused.
+    #[error(transparent)]
+    File(#[from] crate::fsx::FileError),
     /// Reading or writing files.
     #[error("{}: {message}", path.display())]
     Io {

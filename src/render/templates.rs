@@ -54,13 +54,17 @@ pub fn user_dir(config: &Path, flag: Option<&Path>) -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// Largest user template read.
+const MAX_TEMPLATE_BYTES: usize = 8 * 1024 * 1024;
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
+    let mut entries: Vec<(PathBuf, bool)> = std::fs::read_dir(dir)?
+        .map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?.is_dir()))))
         .collect::<Result<_, _>>()?;
     entries.sort();
-    for path in entries {
-        if path.is_dir() {
+    // A linked folder is not entered (a link cycle would never end); linked files are read.
+    for (path, is_dir) in entries {
+        if is_dir {
             walk(&path, out)?;
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
@@ -111,9 +115,11 @@ impl Templates {
                     .unwrap_or(&path)
                     .to_string_lossy()
                     .replace('\\', "/");
-                let text = std::fs::read_to_string(&path).map_err(|e| RenderError::Io {
+                // Bounded, and a folder or FIFO named `*.yaml` is an error rather than a hang.
+                let bytes = crate::fsx::read_input(&path, MAX_TEMPLATE_BYTES)?;
+                let text = String::from_utf8(bytes).map_err(|_| RenderError::Io {
                     path: path.clone(),
-                    message: e.to_string(),
+                    message: "not UTF-8 text".into(),
                 })?;
                 let origin = if list.contains_key(&name) {
                     Origin::Override(path)
