@@ -83,6 +83,9 @@ pub enum Command {
     Gitops(GitopsArgs),
     /// Run Terraform for a cluster.
     Infra(InfraArgs),
+    /// Smoke- and load-test the deployed models against their SLO. Exit 0 pass, 1 error, 3 SLO
+    /// breached.
+    Test(TestArgs),
     /// List or eject the built-in templates.
     Templates(TemplatesArgs),
     /// Show the GPU catalog: types, clouds, machines, scheduling.
@@ -346,4 +349,102 @@ pub struct ManArgs {
     /// instead of printing the main page.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// How a load test runs and what it must meet (shared by `test` and `promote`).
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// Only the smoke test (readiness, metadata, one inference): no load.
+    #[arg(long)]
+    pub smoke_only: bool,
+    /// How long to measure after the warm-up (`30s`, `2m`). Default 10s unless --requests.
+    #[arg(long, value_parser = parse_slo_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Measured requests to send at most (with --duration, whichever ends first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+    /// Requests in flight at once (closed loop), and connections; with --rate, the most in flight.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Open loop: requests per second, each timed from when it was due (no coordinated omission).
+    #[arg(long, value_parser = parse_rate_arg)]
+    pub rate: Option<f64>,
+    /// Warm-up before measuring (`0s` for none).
+    #[arg(long, default_value = "2s", value_parser = parse_slo_duration)]
+    pub warmup: std::time::Duration,
+    /// Deadline of every request.
+    #[arg(long, default_value = "30s", value_parser = parse_slo_duration)]
+    pub timeout: std::time::Duration,
+    /// SLO: highest median latency (overrides the config's `slo.p50`).
+    #[arg(long, value_parser = parse_slo_duration)]
+    pub p50: Option<std::time::Duration>,
+    /// SLO: highest 90th-percentile latency.
+    #[arg(long, value_parser = parse_slo_duration)]
+    pub p90: Option<std::time::Duration>,
+    /// SLO: highest 95th-percentile latency.
+    #[arg(long, value_parser = parse_slo_duration)]
+    pub p95: Option<std::time::Duration>,
+    /// SLO: highest 99th-percentile latency.
+    #[arg(long, value_parser = parse_slo_duration)]
+    pub p99: Option<std::time::Duration>,
+    /// SLO: highest share of failed requests (`0.5%`). Default 1% when the config sets none.
+    #[arg(long, value_parser = crate::model::slo::parse_rate)]
+    pub error_rate: Option<f64>,
+    /// SLO: highest 95th-percentile time to first token (streaming LLM endpoints).
+    #[arg(long, value_parser = parse_slo_duration)]
+    pub ttft_p95: Option<std::time::Duration>,
+}
+
+/// `test` options.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Model to test (repeatable; default: every model of the environment).
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Test the model's canary instead of the model.
+    #[arg(long)]
+    pub canary: bool,
+    /// Send requests to this base URL (an ingress or load balancer) instead of through the API
+    /// server's service proxy. One model only.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Protocol to speak: oip-v2, kserve-v1, seldon-v1, openai (default: the config's
+    /// `test.protocol`, else what the runtime serves).
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<crate::config::Protocol>,
+    /// Load test and SLO.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Also write a JUnit XML report here (for CI test reports).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Push the figures to this Prometheus Pushgateway (http://host:9091).
+    #[arg(long, value_name = "URL")]
+    pub push: Option<String>,
+}
+
+/// Parses a duration with a unit (`250ms`, `1.5s`, `2m`).
+pub fn parse_slo_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::model::slo::parse_duration(s)
+}
+
+fn parse_rate_arg(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1_000_000.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a rate: requests per second, above 0")),
+    }
+}
+
+/// Parses a protocol name.
+pub fn parse_protocol(s: &str) -> Result<crate::config::Protocol, String> {
+    crate::config::Protocol::ALL
+        .into_iter()
+        .find(|p| p.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = crate::config::Protocol::ALL
+                .iter()
+                .map(|p| p.name())
+                .collect();
+            format!("unknown protocol `{s}`; use one of {}", names.join(", "))
+        })
 }

@@ -3,7 +3,7 @@
 //! The pipeline reads top to bottom: [`config`] (parse, strict, spans) → [`model`] (resolve
 //! defaults and overrides, check everything, GPU [`catalog`]) → [`render`] (templates) →
 //! [`bundle`] (objects in apply order, Terraform files) → [`gitops`] | cluster | [`infra`]
-//! (Terraform for a cluster).
+//! (Terraform for a cluster); [`verify`] tests what was deployed.
 //! [`commands`] holds one module per verb; [`cli`] the argument types.
 
 /// `println!` to stdout that does not panic when the reader has gone away (`mldeploy … | head`).
@@ -42,6 +42,7 @@ pub mod infra;
 pub mod model;
 pub mod render;
 pub mod suggest;
+pub mod verify;
 
 use clap::Parser;
 

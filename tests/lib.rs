@@ -11,6 +11,7 @@ mod real_cluster;
 mod render;
 mod support;
 mod terraform;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

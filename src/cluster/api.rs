@@ -265,6 +265,12 @@ impl Api {
         self
     }
 
+    /// The kube client of this connection (for requests outside this layer, such as the
+    /// service proxy of `mldeploy test`).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// A flag that, once set, stops further requests (Ctrl-C).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.cancel)

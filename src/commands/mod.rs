@@ -10,6 +10,7 @@ mod man;
 mod render;
 mod schema;
 mod templates;
+mod test;
 mod validate;
 
 use std::io::IsTerminal;
@@ -17,7 +18,8 @@ use std::io::IsTerminal;
 use crate::cli::{Cli, Command, Global, Output};
 use crate::diag::Report;
 
-/// Exit codes are interface: 0 ok, 1 error, 2 changes found (`diff`, `gitops --check`).
+/// Exit codes are interface: 0 ok, 1 error, 2 changes found (`diff`, `gitops --check`), 3 SLO
+/// breached (`test`, `promote`).
 pub mod exit {
     /// Success.
     pub const OK: i32 = 0;
@@ -25,6 +27,8 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     /// `diff` / `gitops --check` found changes.
     pub const CHANGES: i32 = 2;
+    /// `test` / `promote`: a load test breached the SLO.
+    pub const SLO_BREACHED: i32 = 3;
 }
 
 /// What every command gets.
@@ -174,6 +178,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Infra(args) => infra::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, &args.action),
         Command::Man(args) => man::run(args),
+        Command::Test(args) => test::run(&ctx, args),
     };
     let code = match result {
         Ok(code) => code,

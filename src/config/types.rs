@@ -207,6 +207,76 @@ pub struct ModelSpec {
     pub autoscale: Option<Autoscale>,
     /// A canary version that receives part of the traffic.
     pub canary: Option<Canary>,
+    /// Service-level objective that `mldeploy test` and `mldeploy promote` gate on.
+    pub slo: Option<Slo>,
+    /// How `mldeploy test` talks to the model.
+    pub test: Option<TestSpec>,
+}
+
+/// A service-level objective: limits a load test must stay within. Latencies are durations
+/// (`250ms`, `1.5s`), the error rate a percentage (`0.5%`).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Slo {
+    /// Highest median latency.
+    pub p50: Option<Scalar>,
+    /// Highest 90th-percentile latency.
+    pub p90: Option<Scalar>,
+    /// Highest 95th-percentile latency.
+    pub p95: Option<Scalar>,
+    /// Highest 99th-percentile latency.
+    pub p99: Option<Scalar>,
+    /// Highest share of failed requests (`0.5%`).
+    pub error_rate: Option<Scalar>,
+    /// Highest 95th-percentile time to first token (streaming LLM endpoints).
+    pub ttft_p95: Option<Scalar>,
+}
+
+/// The protocol a model endpoint speaks.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Open Inference Protocol (KServe v2): `/v2/models/{m}/infer`.
+    OipV2,
+    /// KServe v1 (TF Serving style): `/v1/models/{m}:predict`.
+    KserveV1,
+    /// Seldon Core v1: `/api/v1.0/predictions`.
+    SeldonV1,
+    /// OpenAI-compatible: `/v1/chat/completions`.
+    Openai,
+}
+
+impl Protocol {
+    /// All protocols, in the order they are documented.
+    pub const ALL: [Protocol; 4] = [
+        Protocol::OipV2,
+        Protocol::KserveV1,
+        Protocol::SeldonV1,
+        Protocol::Openai,
+    ];
+
+    /// The name used in the config and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::OipV2 => "oip-v2",
+            Protocol::KserveV1 => "kserve-v1",
+            Protocol::SeldonV1 => "seldon-v1",
+            Protocol::Openai => "openai",
+        }
+    }
+}
+
+/// Settings of `mldeploy test` for a model.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TestSpec {
+    /// A JSON file (relative to this config) with the request body to send. Default: for
+    /// oip-v2 a body built from the model's metadata, for openai a short prompt.
+    pub payload: Option<String>,
+    /// The protocol the model speaks. Default: what its runtime and server speak.
+    pub protocol: Option<Protocol>,
 }
 
 /// Compute resources of one replica.

@@ -4,6 +4,7 @@
 
 pub mod names;
 pub mod quantity;
+pub mod slo;
 
 use std::collections::BTreeMap;
 
@@ -261,6 +262,12 @@ pub struct Model {
     pub autoscale: Option<Autoscale>,
     /// Canary.
     pub canary: Option<Canary>,
+    /// Service-level objective of `mldeploy test` / `promote`.
+    #[serde(skip_serializing_if = "slo::Slo::is_empty")]
+    pub slo: slo::Slo,
+    /// How `mldeploy test` talks to it.
+    #[serde(skip_serializing_if = "slo::TestSettings::is_empty")]
+    pub test: slo::TestSettings,
 }
 
 /// Autoscaling bounds.
@@ -1638,6 +1645,9 @@ fn check_model(
         })
     });
 
+    let slo = slo::check_slo(mc, spec.slo.as_ref());
+    let test = slo::check_test(mc, spec.test.as_ref());
+
     if mc.found.len() > before {
         return None;
     }
@@ -1653,5 +1663,7 @@ fn check_model(
         secret_env,
         autoscale,
         canary,
+        slo,
+        test,
     })
 }

@@ -182,6 +182,7 @@ impl FakeApi {
             state: Mutex::new(State::new(addr.port())),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            proxies: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = shared.clone();
@@ -248,6 +249,18 @@ current-context: fake
         );
         std::fs::write(&path, text).expect("write kubeconfig");
         path
+    }
+
+    // --- service proxy --------------------------------------------------------------------------
+
+    /// Serve `/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/…` by forwarding to
+    /// `backend`; `None` answers 503 as a Service without ready endpoints does.
+    pub fn proxy_service(&self, ns: &str, name: &str, port: u16, backend: Option<SocketAddr>) {
+        self.shared
+            .proxies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{ns}/{name}:{port}"), backend);
     }
 
     // --- requests -------------------------------------------------------------------------------
@@ -499,6 +512,8 @@ struct Shared {
     state: Mutex<State>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Service proxy backends by `ns/name:port`; `None` is a Service without ready endpoints.
+    proxies: Mutex<BTreeMap<String, Option<SocketAddr>>>,
 }
 
 impl Shared {
@@ -592,6 +607,22 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    if let Some((key, rest)) = proxy_target(&path) {
+        if authorization != format!("Bearer {TOKEN}") {
+            return Ok(Reply::error(401, "Unauthorized", "Unauthorized", None).into_response());
+        }
+        let backend = shared
+            .proxies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        let rest = match parts.uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest,
+        };
+        return Ok(proxy(&key, backend, parts, rest, bytes).await);
+    }
 
     let mut st = shared.lock();
     if st.drop_next > 0 {
@@ -644,6 +675,84 @@ async fn handle(
     }
     drop(st);
     Ok(reply.into_response())
+}
+
+/// `(ns/name:port, rest)` of a service proxy path.
+fn proxy_target(path: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let (ns, rest) = rest.split_once("/services/")?;
+    let (svc, rest) = rest.split_once("/proxy")?;
+    let svc = svc.strip_prefix("http:").unwrap_or(svc);
+    let rest = if rest.is_empty() { "/" } else { rest };
+    Some((format!("{ns}/{svc}"), rest.to_string()))
+}
+
+/// Forwards a service proxy request to its backend, streaming the answer back.
+async fn proxy(
+    key: &str,
+    backend: Option<Option<SocketAddr>>,
+    parts: http::request::Parts,
+    rest: String,
+    body: bytes::Bytes,
+) -> Response<Body> {
+    let name = key.split_once('/').map_or(key, |(_, s)| s);
+    let name = name.split(':').next().unwrap_or(name);
+    let addr = match backend {
+        None => {
+            return Reply::error(
+                404,
+                "NotFound",
+                &format!("services \"{name}\" not found"),
+                None,
+            )
+            .into_response();
+        }
+        Some(None) => {
+            return Reply::error(
+                503,
+                "ServiceUnavailable",
+                &format!("no endpoints available for service \"{name}\""),
+                None,
+            )
+            .into_response();
+        }
+        Some(Some(addr)) => addr,
+    };
+    let unavailable = |e: String| {
+        Reply::error(
+            503,
+            "ServiceUnavailable",
+            &format!("error trying to reach service: {e}"),
+            None,
+        )
+        .into_response()
+    };
+    let stream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await {
+            Ok(x) => x,
+            Err(e) => return unavailable(e.to_string()),
+        };
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(parts.method)
+        .uri(rest)
+        .header(header::HOST, addr.to_string());
+    for (k, v) in &parts.headers {
+        if k != header::HOST && k != header::AUTHORIZATION {
+            req = req.header(k, v);
+        }
+    }
+    let req = req
+        .body(http_body_util::Full::new(body))
+        .expect("proxied request");
+    match sender.send_request(req).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => unavailable(e.to_string()),
+    }
 }
 
 struct Call<'a> {

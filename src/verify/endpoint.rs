@@ -1,0 +1,576 @@
+//! Where a model answers and how to reach it: the Service each runtime creates (derived from
+//! the names the templates give), reached through the API server's service proxy or at a
+//! direct `--url`; one request with a deadline, for the smoke test and the load generator.
+
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+use super::protocol::{Call, SseTokens};
+use crate::config::{Protocol, Runtime};
+use crate::model::{Model, Source};
+
+/// The Service in front of a model (or of its canary), as the runtime names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+    /// Service port.
+    pub port: u16,
+    /// Headers the runtime routes by (Seldon Core v2's `Seldon-Model`).
+    pub headers: Vec<(String, String)>,
+    /// The model's name in protocol paths (`/v2/models/{model}/…`).
+    pub model: String,
+}
+
+/// Seldon Core v1's executor port (`<sdep>-<predictor>` Services).
+const SELDON_HTTP_PORT: u16 = 8000;
+/// The port of KServe's `<name>-predictor` Service and of Seldon Core v2's `seldon-mesh`.
+const HTTP_PORT: u16 = 80;
+
+/// The Service of a model: KServe `<name>-predictor`, Seldon v1 `<name>-<predictor>` (the
+/// predictor is `default` or `canary`, as templates/runtimes/seldon names them), Seldon v2
+/// `seldon-mesh` with `Seldon-Model: <model>` (the canary is the Model `<name>-canary`), and
+/// for `deployment` our own Service `<name>` on the model's port.
+pub fn service_for(namespace: &str, m: &Model, canary: bool) -> Result<ServiceRef, String> {
+    if canary && m.canary.is_none() {
+        return Err(format!("model `{}` has no canary", m.name));
+    }
+    let (name, port, model, headers) = match m.runtime {
+        Runtime::Deployment => {
+            let port = match &m.source {
+                Source::Image { port, .. } => *port,
+                Source::Prepackaged { .. } => HTTP_PORT,
+            };
+            (m.name.clone(), port, m.name.clone(), Vec::new())
+        }
+        Runtime::Seldon => {
+            let predictor = if canary { "canary" } else { "default" };
+            (
+                format!("{}-{predictor}", m.name),
+                SELDON_HTTP_PORT,
+                m.name.clone(),
+                Vec::new(),
+            )
+        }
+        Runtime::SeldonV2 => {
+            let model = if canary {
+                format!("{}-canary", m.name)
+            } else {
+                m.name.clone()
+            };
+            (
+                "seldon-mesh".to_string(),
+                HTTP_PORT,
+                model.clone(),
+                vec![("Seldon-Model".to_string(), model)],
+            )
+        }
+        // KServe keeps one predictor Service and splits behind it; the canary is measured
+        // together with the previous revision.
+        Runtime::Kserve => (
+            format!("{}-predictor", m.name),
+            HTTP_PORT,
+            m.name.clone(),
+            Vec::new(),
+        ),
+    };
+    Ok(ServiceRef {
+        namespace: namespace.to_string(),
+        name,
+        port,
+        headers,
+        model,
+    })
+}
+
+/// Why one request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The group it counts under in the error breakdown (`HTTP 503`, `timeout`, `connect`).
+    pub kind: String,
+    /// What happened.
+    pub detail: String,
+    /// HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// The start of the answer's body, when there was one.
+    pub body: String,
+}
+
+impl Failure {
+    fn new(kind: &str, detail: impl Into<String>) -> Failure {
+        Failure {
+            kind: kind.to_string(),
+            detail: detail.into(),
+            status: None,
+            body: String::new(),
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Body (empty in load tests, which do not keep it).
+    pub body: Bytes,
+    /// From the (intended) send time to the last byte.
+    pub latency: Duration,
+    /// Time to the first token (streaming).
+    pub ttft: Option<Duration>,
+    /// Gaps between tokens (streaming).
+    pub gaps: Vec<Duration>,
+    /// Tokens received (streaming).
+    pub tokens: u64,
+}
+
+/// How requests reach the endpoint.
+#[derive(Clone)]
+enum Via {
+    /// A plain HTTP/1.1 connection to `addr`; paths go below `base` (the URL's path).
+    Direct {
+        addr: String,
+        authority: String,
+        base: String,
+    },
+    /// The API server's service proxy.
+    Proxy { client: kube::Client, base: String },
+}
+
+/// A model endpoint: where, which headers, and the name used in protocol paths.
+#[derive(Clone)]
+pub struct Endpoint {
+    via: Via,
+    headers: HeaderMap,
+    /// Model name in protocol paths.
+    pub model: String,
+    /// Where, for people: a URL, or `service ns/name:port (API server proxy)`.
+    pub label: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header `{k}`"))?;
+        let value = HeaderValue::from_str(v).map_err(|_| format!("bad value of header `{k}`"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+impl Endpoint {
+    /// A direct endpoint: `http://host:port/base`. `prefix` is the runtime's path prefix.
+    pub fn direct(
+        url: &str,
+        prefix: &str,
+        model: &str,
+        headers: &[(String, String)],
+    ) -> Result<Endpoint, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| format!("`{url}` is not a URL (http://host:port/path)"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "`{url}`: https is not supported by --url yet; reach the model through the API server (leave out --url), or an http address"
+                ));
+            }
+            _ => return Err(format!("`{url}` is not an http:// URL")),
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("`{url}` has no host"))?
+            .to_string();
+        let addr = if uri.port_u16().is_some() {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let base = format!("{}{prefix}", uri.path().trim_end_matches('/'));
+        Ok(Endpoint {
+            via: Via::Direct {
+                addr,
+                authority,
+                base,
+            },
+            headers: header_map(headers)?,
+            model: model.to_string(),
+            label: url.to_string(),
+        })
+    }
+
+    /// An endpoint behind the API server's service proxy.
+    pub fn proxy(client: kube::Client, svc: &ServiceRef, prefix: &str) -> Result<Endpoint, String> {
+        let base = format!(
+            "/api/v1/namespaces/{}/services/{}:{}/proxy{prefix}",
+            svc.namespace, svc.name, svc.port
+        );
+        Ok(Endpoint {
+            via: Via::Proxy { client, base },
+            headers: header_map(&svc.headers)?,
+            model: svc.model.clone(),
+            label: format!(
+                "service {}/{}:{} (through the API server)",
+                svc.namespace, svc.name, svc.port
+            ),
+        })
+    }
+
+    /// The full path of `call` as sent (for messages).
+    pub fn path_of(&self, call: &Call) -> String {
+        match &self.via {
+            Via::Direct { base, .. } | Via::Proxy { base, .. } => format!("{base}{}", call.path),
+        }
+    }
+
+    /// A connection for a load-test worker (direct: one keep-alive HTTP/1.1 connection,
+    /// opened on first use and reopened after a failure).
+    pub fn connection(&self) -> Connection {
+        Connection {
+            endpoint: self.clone(),
+            conn: None,
+        }
+    }
+
+    /// Sends one request on a fresh connection and keeps the body (the smoke test).
+    pub async fn call(&self, call: &Call, timeout: Duration) -> Result<Answer, Failure> {
+        let mut conn = self.connection();
+        let request = self.request(call)?;
+        conn.send(&request, Instant::now(), timeout, true).await
+    }
+
+    /// A prepared request, to be sent many times.
+    pub fn request(&self, call: &Call) -> Result<Prepared, Failure> {
+        let path = self.path_of(call);
+        let uri: Uri = path
+            .parse()
+            .map_err(|_| Failure::new("request", format!("`{path}` is not a valid path")))?;
+        let mut headers = self.headers.clone();
+        if let Via::Direct { authority, .. } = &self.via {
+            let host = HeaderValue::from_str(authority)
+                .map_err(|_| Failure::new("request", "bad host"))?;
+            headers.insert(HOST, host);
+        }
+        if call.body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        Ok(Prepared {
+            method: call.method.clone(),
+            uri,
+            headers,
+            body: Bytes::from(call.body.clone().unwrap_or_default()),
+            streaming: call.streaming,
+        })
+    }
+}
+
+/// A request built once and sent many times.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    /// Whether the answer is a token stream.
+    pub streaming: bool,
+}
+
+impl Prepared {
+    fn build<B>(&self, body: B) -> Request<B> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// One worker's way to the endpoint.
+pub struct Connection {
+    endpoint: Endpoint,
+    conn: Option<(http1::SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.conn.take() {
+            task.abort();
+        }
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Connection {
+    async fn open(
+        addr: &str,
+    ) -> Result<(http1::SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>), Failure> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| Failure::new("connect", format!("connecting to {addr} timed out")))?
+            .map_err(|e| {
+                let kind = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    "connection refused"
+                } else {
+                    "connect"
+                };
+                Failure::new(kind, format!("cannot connect to {addr}: {e}"))
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Failure::new("connect", format!("HTTP handshake with {addr}: {e}")))?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((sender, task))
+    }
+
+    /// Sends `req`; the latency counts from `start` (the intended send time in an open loop).
+    /// The whole exchange, connecting included, has `timeout`; after any failure the connection
+    /// is dropped so the next request starts clean.
+    pub async fn send(
+        &mut self,
+        req: &Prepared,
+        start: Instant,
+        timeout: Duration,
+        keep_body: bool,
+    ) -> Result<Answer, Failure> {
+        let result = tokio::time::timeout(timeout, self.exchange(req, start, keep_body)).await;
+        match result {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(f)) => {
+                self.reset();
+                Err(f)
+            }
+            Err(_) => {
+                self.reset();
+                Err(Failure::new(
+                    "timeout",
+                    format!("no complete answer within {}s", timeout.as_secs_f64()),
+                ))
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some((_, task)) = self.conn.take() {
+            task.abort();
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        req: &Prepared,
+        start: Instant,
+        keep_body: bool,
+    ) -> Result<Answer, Failure> {
+        match &self.endpoint.via {
+            Via::Direct { addr, .. } => {
+                if self.conn.as_ref().is_none_or(|(s, _)| s.is_closed()) {
+                    let addr = addr.clone();
+                    self.reset();
+                    self.conn = Some(Self::open(&addr).await?);
+                }
+                let Some((sender, _)) = self.conn.as_mut() else {
+                    return Err(Failure::new("connect", "no connection"));
+                };
+                sender
+                    .ready()
+                    .await
+                    .map_err(|e| Failure::new("connection closed", e.to_string()))?;
+                let resp = sender
+                    .send_request(req.build(Full::new(req.body.clone())))
+                    .await
+                    .map_err(|e| Failure::new(transport_kind(&e.to_string()), e.to_string()))?;
+                read(resp, req.streaming, start, keep_body).await
+            }
+            Via::Proxy { client, .. } => {
+                let resp = client
+                    .send(req.build(kube::client::Body::from(req.body.clone())))
+                    .await
+                    .map_err(|e| Failure::new("API server", e.to_string()))?;
+                read(resp, req.streaming, start, keep_body).await
+            }
+        }
+    }
+}
+
+fn transport_kind(message: &str) -> &'static str {
+    if message.contains("reset") {
+        "connection reset"
+    } else if message.contains("closed") || message.contains("incomplete") {
+        "connection closed"
+    } else {
+        "transport"
+    }
+}
+
+/// Reads an answer to the end. Non-2xx answers are failures that keep the start of the body
+/// (for the message); streaming answers are timed per token.
+async fn read<B>(
+    resp: http::Response<B>,
+    streaming: bool,
+    start: Instant,
+    keep_body: bool,
+) -> Result<Answer, Failure>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let status = resp.status().as_u16();
+    let ok = resp.status().is_success();
+    let mut body = pin!(resp.into_body());
+    let mut kept = Vec::new();
+    let mut sse = (streaming && ok).then(SseTokens::default);
+    let mut answer = Answer {
+        status,
+        ..Answer::default()
+    };
+    let mut last: Option<Instant> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Failure::new(
+                transport_kind(&e.to_string()),
+                format!("reading the answer: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if (keep_body || !ok) && kept.len() < 1 << 20 {
+            kept.extend_from_slice(&data);
+        }
+        if let Some(p) = sse.as_mut() {
+            let n = p.feed(&data);
+            if n > 0 {
+                let now = Instant::now();
+                match last {
+                    None => answer.ttft = Some(now - start),
+                    Some(prev) => answer.gaps.push(now - prev),
+                }
+                last = Some(now);
+                answer.tokens += n as u64;
+            }
+        }
+    }
+    answer.latency = start.elapsed();
+    if !ok {
+        return Err(Failure {
+            kind: format!("HTTP {status}"),
+            detail: format!("HTTP {status}"),
+            status: Some(status),
+            body: String::from_utf8_lossy(&kept[..kept.len().min(4096)]).into_owned(),
+        });
+    }
+    if let Some(p) = &sse
+        && answer.tokens == 0
+    {
+        let why = if p.done {
+            "it sent no text"
+        } else {
+            "the stream had no events"
+        };
+        return Err(Failure::new(
+            "no tokens",
+            format!("streaming answer without tokens: {why}"),
+        ));
+    }
+    answer.body = Bytes::from(kept);
+    Ok(answer)
+}
+
+/// The protocol a `--url` is probably speaking, for a hint when a request failed.
+pub fn protocol_hint(p: Protocol) -> &'static str {
+    match p {
+        Protocol::OipV2 => "the URL should be the server's base (its /v2/… paths are added)",
+        Protocol::KserveV1 => {
+            "the URL should be the server's base (its /v1/models/… paths are added)"
+        }
+        Protocol::SeldonV1 => "the URL should be the base of /api/v1.0/predictions",
+        Protocol::Openai => "the URL should be the base of /v1/chat/completions (KServe: …/openai)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Canary;
+
+    fn model(runtime: Runtime, canary: bool) -> Model {
+        let source = Source::Image {
+            image: "img:1".into(),
+            port: 9000,
+        };
+        Model {
+            name: "ocr".into(),
+            runtime,
+            source: source.clone(),
+            replicas: 1,
+            cpu: "1".into(),
+            memory: "1Gi".into(),
+            gpu: None,
+            env: Default::default(),
+            secret_env: Vec::new(),
+            autoscale: None,
+            canary: canary.then_some(Canary {
+                source,
+                traffic: 10,
+            }),
+            slo: Default::default(),
+            test: Default::default(),
+        }
+    }
+
+    #[test]
+    fn services_follow_the_runtime_names() {
+        let s = |r, c| service_for("ns", &model(r, c), c).unwrap();
+        assert_eq!(
+            (
+                s(Runtime::Deployment, false).name,
+                s(Runtime::Deployment, false).port
+            ),
+            ("ocr".into(), 9000)
+        );
+        assert_eq!(s(Runtime::Seldon, false).name, "ocr-default");
+        assert_eq!(s(Runtime::Seldon, true).name, "ocr-canary");
+        assert_eq!(s(Runtime::Kserve, false).name, "ocr-predictor");
+        let v2 = s(Runtime::SeldonV2, true);
+        assert_eq!(v2.name, "seldon-mesh");
+        assert_eq!(
+            v2.headers,
+            vec![("Seldon-Model".into(), "ocr-canary".into())]
+        );
+        assert_eq!(v2.model, "ocr-canary");
+        assert!(service_for("ns", &model(Runtime::Seldon, false), true).is_err());
+    }
+
+    #[test]
+    fn direct_urls_are_http_with_a_base_path() {
+        let e = Endpoint::direct("http://127.0.0.1:8080/openai/", "", "m", &[]).unwrap();
+        let call = crate::verify::protocol::infer(Protocol::Openai, "m", b"{}".to_vec());
+        assert_eq!(e.path_of(&call), "/openai/v1/chat/completions");
+        assert!(
+            Endpoint::direct("https://x", "", "m", &[])
+                .unwrap_err()
+                .contains("https")
+        );
+        assert!(Endpoint::direct("nonsense", "", "m", &[]).is_err());
+    }
+}

@@ -1,0 +1,561 @@
+//! `mldeploy test` against a fake model server on 127.0.0.1 — every protocol, streaming, slow,
+//! failing and never-answering models, SLO gates and exit codes, JUnit and Pushgateway output —
+//! and through the fake API server's service proxy.
+
+use std::path::PathBuf;
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::mldeploy;
+use crate::support::fake_api::FakeApi;
+use crate::support::fake_model::{Behaviour, FakeModel};
+
+const CONFIG: &str = "\
+version: 1
+project: shop
+clusters:
+  local: {cloud: onprem, context: fake}
+environments:
+  prod: {cluster: local, namespace: shop}
+models:
+  # Seldon Core v2: OIP v2 through seldon-mesh
+  - name: iris
+    runtime: seldon-v2
+    server: sklearn
+    modelUri: gs://bucket/iris
+    slo: {p95: 10s, errorRate: 1%}
+  # KServe sklearn: KServe v1
+  - name: fraud
+    server: sklearn
+    modelUri: gs://bucket/fraud
+    test: {payload: payloads/fraud.json}
+  # Seldon Core v1: Seldon protocol
+  - name: churn
+    runtime: seldon
+    server: sklearn
+    modelUri: gs://bucket/churn
+    test: {payload: payloads/churn.json}
+  # KServe Hugging Face: OpenAI under /openai
+  - name: chat
+    server: huggingface
+    modelUri: hf://org/chat
+    slo: {ttftP95: 10s}
+  # Our own Deployment: OIP v2
+  - name: ocr
+    image: registry.example.com/ocr:1
+    port: 9000
+";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn setup(config: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("payloads")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("payloads/fraud.json"),
+        r#"{"instances": [[1.0, 2.0]]}"#,
+    )
+    .expect("payload");
+    std::fs::write(
+        dir.path().join("payloads/churn.json"),
+        r#"{"data": {"ndarray": [[1.0, 2.0]]}}"#,
+    )
+    .expect("payload");
+    let path = dir.path().join("mldeploy.yaml");
+    std::fs::write(&path, config).expect("config");
+    Setup { dir, config: path }
+}
+
+/// `mldeploy test -f CONFIG ARGS` with a short, bounded load.
+fn test_cmd(s: &Setup, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = mldeploy();
+    cmd.env_remove("KUBECONFIG")
+        .arg("-f")
+        .arg(&s.config)
+        .arg("test")
+        .args(["--warmup", "0s"])
+        .args(args);
+    cmd
+}
+
+fn json_out(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(out)
+        )
+    })
+}
+
+#[test]
+fn each_protocol_passes_smoke_and_load_at_a_url() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris", "fraud", "churn", "chat", "ocr"]);
+    for (model, protocol) in [
+        ("iris", "oip-v2"),
+        ("fraud", "kserve-v1"),
+        ("churn", "seldon-v1"),
+        ("ocr", "oip-v2"),
+    ] {
+        let out = test_cmd(
+            &s,
+            &[
+                "--model",
+                model,
+                "--url",
+                &server.url(),
+                "--requests",
+                "50",
+                "--output",
+                "json",
+            ],
+        )
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+        let doc = json_out(&out);
+        let run = &doc["models"][0];
+        assert_eq!(run["protocol"], protocol, "{model}");
+        assert_eq!(run["load"]["requests"], 50, "{model}: {run}");
+        assert_eq!(run["load"]["ok"], 50, "{model}");
+        assert!(run["load"]["latencyMs"]["p99"].as_f64().is_some());
+        assert_eq!(doc["exitCode"], 0);
+    }
+    // Seldon v2 routes by header.
+    assert!(server.seldon_models().iter().all(|m| m == "iris"));
+    assert!(!server.seldon_models().is_empty());
+}
+
+#[test]
+fn v2_request_is_built_from_metadata() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["ocr"]);
+    let out = test_cmd(
+        &s,
+        &["--model", "ocr", "--url", &server.url(), "--smoke-only"],
+    )
+    .assert()
+    .code(0)
+    .get_output()
+    .stdout
+    .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("/v2/health/ready"), "{text}");
+    assert!(text.contains("/v2/models/ocr/ready"), "{text}");
+    assert!(text.contains("/v2/models/ocr/infer"), "{text}");
+    assert!(text.contains("PASS"), "{text}");
+    assert_eq!(server.inferences(), 1, "smoke only: one inference");
+}
+
+#[test]
+fn streaming_chat_reports_time_to_first_token() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["chat"]);
+    let url = format!("{}/", server.url());
+    let out = test_cmd(
+        &s,
+        &[
+            "--model",
+            "chat",
+            "--url",
+            &url,
+            "--requests",
+            "20",
+            "--concurrency",
+            "4",
+            "--output",
+            "json",
+        ],
+    )
+    .assert()
+    .code(0)
+    .get_output()
+    .stdout
+    .clone();
+    let run = &json_out(&out)["models"][0];
+    assert_eq!(run["protocol"], "openai");
+    let load = &run["load"];
+    assert!(load["ttftMs"]["p95"].as_f64().is_some(), "{load}");
+    assert!(load["itlMs"]["p50"].as_f64().is_some(), "{load}");
+    assert!(
+        load["tokensPerSecond"].as_f64().is_some_and(|t| t > 0.0),
+        "{load}"
+    );
+    assert!(run["smoke"]["ttftMs"].as_f64().is_some());
+    assert!(
+        run["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "ttftP95" && c["pass"] == true)
+    );
+}
+
+#[test]
+fn a_slow_model_breaches_its_slo_with_exit_3_and_junit_says_so() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris"]);
+    server.set(Behaviour::Slow(std::time::Duration::from_millis(30)));
+    let junit = s.dir.path().join("report.xml");
+    let out = test_cmd(
+        &s,
+        &[
+            "--model",
+            "iris",
+            "--url",
+            &server.url(),
+            "--requests",
+            "10",
+            "--p95",
+            "1ms",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    )
+    .assert()
+    .code(3)
+    .get_output()
+    .stdout
+    .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("p95") && text.contains("BREACHED"), "{text}");
+    assert!(text.contains("FAIL"), "{text}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("failures=\"1\""), "{xml}");
+    assert!(xml.contains("name=\"slo p95\""), "{xml}");
+    assert!(xml.contains("<failure message=\"p95 "), "{xml}");
+}
+
+#[test]
+fn failures_above_the_error_rate_breach_below_it_pass() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris"]);
+    server.set(Behaviour::FailOneIn(4));
+    let run = |rate: &str| {
+        let out = test_cmd(
+            &s,
+            &[
+                "--model",
+                "iris",
+                "--url",
+                &server.url(),
+                "--requests",
+                "40",
+                "--concurrency",
+                "1",
+                "--error-rate",
+                rate,
+                "--output",
+                "json",
+            ],
+        )
+        .output()
+        .expect("runs");
+        (out.status.code(), json_out(&out.stdout))
+    };
+    let (code, doc) = run("5%");
+    assert_eq!(code, Some(3), "{doc}");
+    assert!(
+        doc["models"][0]["load"]["errors"]["HTTP 500"]
+            .as_u64()
+            .is_some_and(|n| n >= 9)
+    );
+    let (code, _) = run("50%");
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_model_that_fails_every_request_is_an_error_naming_the_cause() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris"]);
+    server.set(Behaviour::Fail(503));
+    test_cmd(
+        &s,
+        &["--model", "iris", "--url", &server.url(), "--requests", "5"],
+    )
+    .assert()
+    .code(1)
+    .stdout(predicate::str::contains("not loaded or not ready"));
+}
+
+#[test]
+fn an_unknown_model_is_a_404_explained() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["other"]);
+    test_cmd(
+        &s,
+        &["--model", "iris", "--url", &server.url(), "--smoke-only"],
+    )
+    .assert()
+    .code(1)
+    .stdout(predicate::str::contains("404 on /v2/models/iris/ready"))
+    .stdout(predicate::str::contains("not loaded"));
+}
+
+#[test]
+fn a_wrong_protocol_is_named() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["churn"]);
+    // A v2 base path where Seldon's executor is expected.
+    let url = format!("{}/v2", server.url());
+    test_cmd(&s, &["--model", "churn", "--url", &url, "--smoke-only"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "404 on /v2/api/v1.0/predictions: the endpoint does not speak seldon-v1 (set test.protocol",
+        ));
+}
+
+#[test]
+fn a_model_that_never_answers_ends_by_itself() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris"]);
+    // Readiness answers; inference never does.
+    server.set(Behaviour::Hang);
+    test_cmd(
+        &s,
+        &[
+            "--model",
+            "iris",
+            "--url",
+            &server.url(),
+            "--timeout",
+            "300ms",
+            "--duration",
+            "1s",
+        ],
+    )
+    .assert()
+    .code(1)
+    .stdout(
+        predicate::str::contains("did not answer in time")
+            .or(predicate::str::contains("no complete answer")),
+    );
+}
+
+#[test]
+fn nothing_listening_is_a_clear_error() {
+    let s = setup(CONFIG);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    test_cmd(
+        &s,
+        &[
+            "--model",
+            "iris",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--smoke-only",
+        ],
+    )
+    .assert()
+    .code(1)
+    .stdout(predicate::str::contains("nothing answers at"));
+}
+
+#[test]
+fn open_loop_rate_and_push_to_a_pushgateway() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris"]);
+    let gateway = FakeModel::start(&[]);
+    test_cmd(
+        &s,
+        &[
+            "--model",
+            "iris",
+            "--url",
+            &server.url(),
+            "--rate",
+            "200",
+            "--requests",
+            "40",
+            "--push",
+            &gateway.url(),
+        ],
+    )
+    .assert()
+    .code(0);
+    let pushes = gateway.pushes();
+    assert_eq!(pushes.len(), 1);
+    assert_eq!(
+        pushes[0].0,
+        "/metrics/job/mldeploy_test/project/shop/env/prod/model/iris"
+    );
+    assert!(
+        pushes[0].1.contains("mldeploy_test_passed 1"),
+        "{}",
+        pushes[0].1
+    );
+    assert!(
+        pushes[0]
+            .1
+            .contains("mldeploy_test_latency_seconds{quantile=\"0.99\"}")
+    );
+}
+
+#[test]
+fn bad_slo_values_are_reported_at_their_location() {
+    let bad = CONFIG.replace(
+        "slo: {p95: 10s, errorRate: 1%}",
+        "slo: {p95: 10, errorRate: 150%}",
+    );
+    let s = setup(&bad);
+    mldeploy()
+        .arg("-f")
+        .arg(&s.config)
+        .arg("validate")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "models[0].slo.p95: `10` has no unit",
+        ))
+        .stderr(predicate::str::contains("mldeploy.yaml:13:16"))
+        .stderr(predicate::str::contains("slo.errorRate"));
+}
+
+#[test]
+fn a_missing_payload_file_is_named() {
+    let s = setup(&CONFIG.replace("payloads/fraud.json", "payloads/nope.json"));
+    let server = FakeModel::start(&["fraud"]);
+    test_cmd(
+        &s,
+        &["--model", "fraud", "--url", &server.url(), "--smoke-only"],
+    )
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(
+        "models.fraud.test.payload: cannot read",
+    ));
+}
+
+#[test]
+fn junit_is_not_written_through_a_symlink() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["iris"]);
+    let target = s.dir.path().join("elsewhere.xml");
+    std::fs::write(&target, "keep").unwrap();
+    let link = s.dir.path().join("report.xml");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    #[cfg(unix)]
+    {
+        test_cmd(
+            &s,
+            &[
+                "--model",
+                "iris",
+                "--url",
+                &server.url(),
+                "--smoke-only",
+                "--junit",
+                link.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("symlink"));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+}
+
+/// The fake API server with a kubeconfig whose context `fake` the config names.
+fn with_api(s: &Setup) -> (FakeApi, PathBuf) {
+    let api = FakeApi::start();
+    let kubeconfig = api.write_kubeconfig(s.dir.path());
+    (api, kubeconfig)
+}
+
+#[test]
+fn through_the_service_proxy_each_runtime_reaches_its_service() {
+    let s = setup(CONFIG);
+    let (api, kubeconfig) = with_api(&s);
+    let server = FakeModel::start(&["iris", "fraud", "churn", "chat", "ocr"]);
+    // The Services the runtimes create, as the templates name them.
+    api.proxy_service("shop", "seldon-mesh", 80, Some(server.addr()));
+    api.proxy_service("shop", "fraud-predictor", 80, Some(server.addr()));
+    api.proxy_service("shop", "churn-default", 8000, Some(server.addr()));
+    api.proxy_service("shop", "ocr", 9000, Some(server.addr()));
+    let out = test_cmd(
+        &s,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--model",
+            "iris",
+            "--model",
+            "fraud",
+            "--model",
+            "churn",
+            "--model",
+            "ocr",
+            "--requests",
+            "20",
+            "--output",
+            "json",
+        ],
+    )
+    .assert()
+    .code(0)
+    .get_output()
+    .stdout
+    .clone();
+    let doc = json_out(&out);
+    let endpoints: Vec<&str> = doc["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "service shop/seldon-mesh:80 (through the API server)",
+            "service shop/fraud-predictor:80 (through the API server)",
+            "service shop/churn-default:8000 (through the API server)",
+            "service shop/ocr:9000 (through the API server)",
+        ]
+    );
+    assert!(server.seldon_models().contains(&"iris".to_string()));
+}
+
+#[test]
+fn through_the_proxy_a_service_without_pods_is_explained() {
+    let s = setup(CONFIG);
+    let (api, kubeconfig) = with_api(&s);
+    api.proxy_service("shop", "ocr", 9000, None);
+    test_cmd(
+        &s,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--model",
+            "ocr",
+            "--smoke-only",
+        ],
+    )
+    .assert()
+    .code(1)
+    .stdout(predicate::str::contains("has no ready pods"));
+    // And a Service that does not exist.
+    test_cmd(
+        &s,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--model",
+            "iris",
+            "--smoke-only",
+        ],
+    )
+    .assert()
+    .code(1)
+    .stdout(predicate::str::contains("the Service does not exist"));
+}
