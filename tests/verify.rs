@@ -461,7 +461,7 @@ fn junit_is_not_written_through_a_symlink() {
         )
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("symlink"));
+        .stderr(predicate::str::contains("symbolic link"));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
     }
 }

@@ -15,6 +15,9 @@ use crate::model::{Env, Model, Project};
 use crate::verify::endpoint::{self, Endpoint};
 use crate::verify::{self, ModelRun, Target, load, protocol, report};
 
+/// Largest request body file read.
+const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+
 pub(super) fn run(ctx: &Ctx, args: &TestArgs) -> Result<i32, Error> {
     let project = load_project(ctx)?;
     let env = crate::render::pick_env(&project, ctx.global.env.as_deref())?.clone();
@@ -51,7 +54,7 @@ pub(super) fn run(ctx: &Ctx, args: &TestArgs) -> Result<i32, Error> {
         runtime.block_on(push(url, &project.name, &env.name, &runs))?;
     }
     if let Some(path) = &args.junit {
-        write_safely(path, &report::junit("mldeploy test", &runs))?;
+        write_report(path, &report::junit("mldeploy test", &runs))?;
     }
     print(ctx, &runs);
     Ok(verdict(&runs))
@@ -79,7 +82,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 pub(super) fn watch_ctrl_c(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing the requests in flight, then stopping");
+            errln!("\ninterrupted: finishing the requests in flight, then stopping");
             stop.store(true, Ordering::SeqCst);
         }
     });
@@ -131,7 +134,7 @@ fn payload(config: &Path, m: &Model) -> Result<Option<Vec<u8>>, Error> {
         return Ok(None);
     };
     let path = config.parent().unwrap_or(Path::new(".")).join(rel);
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = crate::fsx::read_input(&path, MAX_PAYLOAD_BYTES).map_err(|e| {
         Error::msg(
             format!(
                 "models.{}.test.payload: cannot read {}: {e}",
@@ -355,44 +358,20 @@ async fn push(url: &str, project: &str, env: &str, runs: &[ModelRun]) -> Result<
     Ok(())
 }
 
-/// Writes `text` to `path` without following a symlink there: a temporary file beside it,
-/// then a rename over it.
-pub(super) fn write_safely(path: &Path, text: &str) -> Result<(), Error> {
-    let fail = |e: std::io::Error| {
-        Error::msg(
-            format!("cannot write {}: {e}", path.display()),
-            Some("check the folder exists and is writable"),
-        )
-    };
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::msg(
-            format!(
-                "{} is a symlink; refusing to write through it",
-                path.display()
-            ),
-            Some("remove the link or choose another path"),
-        ));
-    }
+/// Writes a report file atomically, never through a symlink (see `fsx`).
+pub(super) fn write_report(path: &Path, text: &str) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::msg(format!("{} is not a file name", path.display()), None))?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map_or("report".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
+    Ok(crate::fsx::write(
+        dir,
+        &name,
+        text.as_bytes(),
+        crate::fsx::WriteOptions::default(),
+    )?)
 }
