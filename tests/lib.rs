@@ -10,6 +10,7 @@ mod infra;
 mod real_cluster;
 mod render;
 mod support;
+mod terminal;
 mod terraform;
 mod verify;
 
