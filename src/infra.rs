@@ -27,8 +27,16 @@ pub fn work_dir(config_dir: &Path, cluster: &str) -> PathBuf {
 }
 
 /// The kubeconfig context of a cluster that has no `context` in the config:
-/// `mldeploy-<project>-<cluster>`.
+/// `mldeploy.<project>.<cluster>`. Project and cluster names are DNS labels, which never hold a
+/// `.`, so two projects whose names differ only in where a dash falls (`a-b` + `c`, `a` + `b-c`)
+/// get different contexts.
 pub fn default_context(project: &str, cluster: &str) -> String {
+    format!("mldeploy.{project}.{cluster}")
+}
+
+/// The context name earlier mldeploy versions wrote (`mldeploy-<project>-<cluster>`), which
+/// collides across projects: found only to tell the user what to do with it.
+pub fn legacy_context(project: &str, cluster: &str) -> String {
     format!("mldeploy-{project}-{cluster}")
 }
 
@@ -57,6 +65,23 @@ pub fn kubeconfig_path(
         return Some(first);
     }
     home.map(|h| h.join(".kube").join("config"))
+}
+
+/// The `secret_suffix` a working directory was last initialised with (Terraform records the
+/// backend settings in `.terraform/terraform.tfstate`), if its backend is `kubernetes`.
+pub fn initialised_secret_suffix(dir: &Path) -> Option<String> {
+    let bytes = crate::fsx::read_existing(dir, ".terraform/terraform.tfstate").ok()??;
+    let doc: Value = serde_json::from_slice(&bytes).ok()?;
+    let backend = doc.get("backend")?;
+    (backend.get("type")?.as_str()? == "kubernetes")
+        .then(|| {
+            backend
+                .get("config")?
+                .get("secret_suffix")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .flatten()
 }
 
 /// What differs between machines and so is given at `terraform init` rather than rendered.
@@ -489,41 +514,62 @@ pub fn has_context(files: &[Value], name: &str) -> bool {
 }
 
 /// A kubeconfig whose context `name` reaches the cluster of the existing context `source` (an
-/// on-prem cluster mldeploy did not create). The cluster and user entries of `source` are copied
-/// under the name `name`, so that they cannot collide with entries of another file (k3s calls
-/// all of them `default`); when `source` is `name`, they keep their names.
+/// on-prem cluster mldeploy did not create): a context only, naming the cluster and user entries
+/// `source` names. Credentials are never copied, so neither printing nor writing it puts a
+/// token or client key anywhere new; the entries must stay in the kubeconfig it is merged into.
 pub fn alias_kubeconfig(files: &[Value], source: &str, name: &str) -> Result<Value, String> {
     let context = find(files, "contexts", source)
         .and_then(|c| c.get("context"))
         .ok_or_else(|| format!("no context `{source}` in the kubeconfig"))?;
-    let entry = |list: &str, body: &str| -> Result<(String, Value), String> {
+    let entry = |list: &str, body: &str| -> Result<String, String> {
         let entry_name = context
             .get(body)
             .and_then(Value::as_str)
             .ok_or_else(|| format!("context `{source}` names no {body}"))?;
         find(files, list, entry_name)
-            .and_then(|e| e.get(body))
-            .cloned()
-            .map(|v| (entry_name.to_string(), v))
+            .map(|_| entry_name.to_string())
             .ok_or_else(|| {
                 format!(
                     "context `{source}` names the {body} `{entry_name}`, which the kubeconfig lacks"
                 )
             })
     };
-    let (cluster_name, cluster) = entry("clusters", "cluster")?;
-    let (user_name, user) = entry("users", "user")?;
-    let (cluster_name, user_name) = if source == name {
-        (cluster_name, user_name)
-    } else {
-        (name.to_string(), name.to_string())
-    };
-    let mut kubeconfig = single(name, cluster, user, context.get("namespace"));
-    kubeconfig["clusters"][0]["name"] = cluster_name.clone().into();
-    kubeconfig["users"][0]["name"] = user_name.clone().into();
-    kubeconfig["contexts"][0]["context"]["cluster"] = cluster_name.into();
-    kubeconfig["contexts"][0]["context"]["user"] = user_name.into();
-    Ok(kubeconfig)
+    let mut alias =
+        json!({"cluster": entry("clusters", "cluster")?, "user": entry("users", "user")?});
+    if let Some(ns) = context.get("namespace") {
+        alias["namespace"] = ns.clone();
+    }
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "contexts": [{"name": name, "context": alias}],
+        "current-context": name,
+    }))
+}
+
+/// Whether a kubeconfig (a document as printed or written) holds a static credential: a token,
+/// a password or a client key. `infra kubeconfig` never prints or writes one.
+pub fn has_static_credential(kubeconfig: &Value) -> bool {
+    kubeconfig
+        .get("users")
+        .and_then(Value::as_array)
+        .is_some_and(|users| {
+            users.iter().any(|u| {
+                u.get("user")
+                    .and_then(Value::as_object)
+                    .is_some_and(|user| {
+                        [
+                            "token",
+                            "tokenFile",
+                            "password",
+                            "client-key",
+                            "client-key-data",
+                        ]
+                        .iter()
+                        .any(|k| user.contains_key(*k))
+                    })
+            })
+        })
 }
 
 /// Merges `new` into the kubeconfig `existing`: entries of the same name are replaced, everything
@@ -621,7 +667,7 @@ mod tests {
     fn contexts_are_the_clusters_own_or_a_default() {
         assert_eq!(
             context_name("shop", &cluster(Cloud::Gcp, None)),
-            "mldeploy-shop-c1"
+            "mldeploy.shop.c1"
         );
         assert_eq!(
             context_name("shop", &cluster(Cloud::Onprem, Some("k3s"))),
@@ -825,28 +871,30 @@ mod tests {
     }
 
     #[test]
-    fn an_onprem_alias_copies_the_source_contexts_cluster_and_user() {
+    fn an_onprem_alias_names_the_source_contexts_cluster_and_user_without_copying_them() {
         let files = vec![json!({
             "clusters": [{"name": "default", "cluster": {"server": "https://10.0.0.5:6443"}}],
-            "users": [{"name": "default", "user": {"client-key-data": "a2V5"}}],
+            "users": [{"name": "default", "user": {"client-key-data": "a2V5", "token": "t0ken"}}],
             "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default", "namespace": "ml"}}],
             "current-context": "default",
         })];
+        assert!(has_static_credential(&files[0]));
         let kc = alias_kubeconfig(&files, "default", "factory-k3s").expect("found");
         assert_eq!(kc["contexts"][0]["name"], "factory-k3s");
         assert_eq!(
             kc["contexts"][0]["context"],
-            json!({"cluster": "factory-k3s", "user": "factory-k3s", "namespace": "ml"})
+            json!({"cluster": "default", "user": "default", "namespace": "ml"})
         );
-        assert_eq!(kc["clusters"][0]["name"], "factory-k3s");
-        assert_eq!(
-            kc["clusters"][0]["cluster"]["server"],
-            "https://10.0.0.5:6443"
-        );
-        assert_eq!(kc["users"][0]["user"]["client-key-data"], "a2V5");
-        // The context itself: entries keep their names, so merging it back changes nothing.
+        assert!(kc.get("users").is_none() && kc.get("clusters").is_none());
+        assert!(!has_static_credential(&kc));
+        let text = kc.to_string();
+        assert!(!text.contains("a2V5") && !text.contains("t0ken"), "{text}");
+        // Merging it adds the context and keeps the entries it names.
+        let merged = merge(files[0].clone(), &kc);
+        assert_eq!(merged["users"], files[0]["users"]);
+        assert_eq!(merged["contexts"].as_array().map(Vec::len), Some(2));
+        // The context itself: merging it back changes nothing.
         let same = alias_kubeconfig(&files, "default", "default").expect("found");
-        assert_eq!(same["clusters"][0]["name"], "default");
         let merged = merge(files[0].clone(), &same);
         assert_eq!(merged["contexts"], files[0]["contexts"]);
         assert_eq!(current_context(&files), Some("default"));
@@ -861,6 +909,30 @@ mod tests {
         assert_eq!(file_for_context(&paths, None), Some(PathBuf::from("/b")));
         assert_eq!(file_for_context(&paths, Some("other")), None);
         assert!(alias_kubeconfig(&files, "nope", "x").is_err());
+    }
+
+    #[test]
+    fn managed_kubeconfigs_use_exec_plugins_even_when_terraform_outputs_a_token() {
+        let outputs: BTreeMap<String, Value> = [
+            ("cluster_name", "gke-main"),
+            ("cluster_endpoint", "https://34.1.2.3"),
+            ("cluster_ca_certificate", "Q0E="),
+            ("token", "ya29.secret"),
+            ("client_key", "LS0tLS1CRUdJTi"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect();
+        for cloud in [Cloud::Gcp, Cloud::Azure] {
+            let kc = managed_kubeconfig(cloud, "ctx", &outputs).expect("complete");
+            assert!(!has_static_credential(&kc));
+            let text = kc.to_string();
+            assert!(
+                !text.contains("ya29") && !text.contains("LS0tLS1CRUdJTi"),
+                "{text}"
+            );
+            assert!(kc["users"][0]["user"]["exec"]["command"].is_string());
+        }
     }
 
     #[test]

@@ -559,7 +559,7 @@ fn the_context_infra_kubeconfig_writes_is_found_without_context() {
     let text = text
         .replace(
             "- name: other\n  context:\n    cluster: fake",
-            "- name: mldeploy-doc-ai-eks-main\n  context:\n    cluster: fake",
+            "- name: mldeploy.doc-ai.eks-main\n  context:\n    cluster: fake",
         )
         .replace("current-context: fake", "current-context: nowhere")
         .replace(
@@ -578,6 +578,6 @@ fn the_context_infra_kubeconfig_writes_is_found_without_context() {
     .assert()
     .code(2)
     .stdout(predicate::str::contains(
-        "\"context\": \"mldeploy-doc-ai-eks-main\"",
+        "\"context\": \"mldeploy.doc-ai.eks-main\"",
     ));
 }

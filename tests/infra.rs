@@ -566,7 +566,7 @@ fn onprem_state_and_providers_use_this_machines_kubeconfig() {
     );
     assert_eq!(
         attr_string(&backend, "secret_suffix").as_deref(),
-        Some("shop-lab")
+        Some("shop.lab.state")
     );
     let plan = &case.runs()[1].args;
     assert!(plan.contains(&format!("-var=kubeconfig_path={}", kubeconfig.display())));
@@ -668,7 +668,7 @@ fn kubeconfig_for_each_cloud_loads_in_kube_rs_with_the_right_exec_plugin() {
             .clone();
         let yaml = String::from_utf8(out.stdout.clone()).expect("utf-8");
         let kc = Kubeconfig::from_yaml(&yaml).unwrap_or_else(|e| panic!("{cluster}: {e}\n{yaml}"));
-        let name = format!("mldeploy-shop-{cluster}");
+        let name = format!("mldeploy.shop.{cluster}");
         assert_eq!(kc.current_context.as_deref(), Some(name.as_str()));
         assert_eq!(kc.contexts.len(), 1);
         assert_eq!(kc.contexts[0].name, name);
@@ -736,7 +736,7 @@ preferences: {}
 clusters:
 - name: other
   cluster: {server: "https://other.example.com"}
-- name: mldeploy-shop-gke
+- name: mldeploy.shop.gke
   cluster: {server: "https://stale.example.com"}
 users:
 - name: other
@@ -756,7 +756,7 @@ current-context: other
         .code(0)
         .stdout("")
         .stderr(predicate::str::contains(
-            "wrote context `mldeploy-shop-gke`",
+            "wrote context `mldeploy.shop.gke`",
         ))
         .stderr(predicate::str::contains(
             "mldeploy apply -f mldeploy.yaml --env prod",
@@ -769,7 +769,7 @@ current-context: other
             .iter()
             .map(|c| c.name.clone())
             .collect::<Vec<_>>(),
-        names(vec!["other", "mldeploy-shop-gke"])
+        names(vec!["other", "mldeploy.shop.gke"])
     );
     let ours = kc.clusters[1].cluster.as_ref().expect("cluster");
     assert_eq!(ours.server.as_deref(), Some("https://34.1.2.3"));
@@ -778,7 +778,7 @@ current-context: other
             .iter()
             .map(|u| u.name.clone())
             .collect::<Vec<_>>(),
-        names(vec!["other", "mldeploy-shop-gke"])
+        names(vec!["other", "mldeploy.shop.gke"])
     );
     let other = kc.contexts[0].context.as_ref().expect("context");
     assert_eq!(other.namespace.as_deref(), Some("team"));
@@ -803,7 +803,7 @@ current-context: other
         .assert()
         .code(0);
     let kc = Kubeconfig::read_from(&first).expect("written");
-    assert_eq!(kc.current_context.as_deref(), Some("mldeploy-shop-gke"));
+    assert_eq!(kc.current_context.as_deref(), Some("mldeploy.shop.gke"));
     assert!(!second.exists());
     // It holds credentials: a new file is for its owner only.
     use std::os::unix::fs::PermissionsExt as _;
@@ -878,21 +878,31 @@ current-context: default
     let ours = kc
         .contexts
         .iter()
-        .find(|c| c.name == "mldeploy-shop-lab")
+        .find(|c| c.name == "mldeploy.shop.lab")
         .and_then(|c| c.context.as_ref())
         .expect("added");
-    // Copied under its own name: k3s calls everything `default`, which would collide.
+    // A reference to the source's entries: its client key is not copied (nor printed).
     assert_eq!(
         (ours.cluster.as_str(), ours.user.as_deref()),
-        ("mldeploy-shop-lab", Some("mldeploy-shop-lab"))
+        ("default", Some("default"))
     );
-    let cluster = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == "mldeploy-shop-lab")
-        .and_then(|c| c.cluster.as_ref())
-        .expect("copied");
-    assert_eq!(cluster.server.as_deref(), Some("https://10.0.0.5:6443"));
+    assert_eq!(kc.clusters.len(), 1);
+    assert_eq!(kc.auth_infos.len(), 1);
+    let printed = case
+        .cmd()
+        .args(["infra", "kubeconfig", "--cluster", "lab"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let printed = String::from_utf8(printed).expect("utf-8");
+    assert!(
+        !printed.contains("a2V5") && !printed.contains("client-key"),
+        "{printed}"
+    );
     assert_eq!(kc.contexts.len(), 2, "the source context is kept");
     assert_eq!(kc.current_context.as_deref(), Some("default"));
     // No Terraform is needed for a cluster that exists already.
@@ -912,4 +922,85 @@ current-context: default
         .assert()
         .code(1)
         .stderr(predicate::str::contains("/etc/rancher/k3s/k3s.yaml"));
+}
+
+#[test]
+fn state_under_the_old_secret_name_is_reported_with_the_command_to_move_it() {
+    let case = Case::new();
+    let kubeconfig = case.path().join("k3s.yaml");
+    let dir = case.work_dir("lab");
+    std::fs::create_dir_all(dir.join(".terraform")).expect("mkdir");
+    // What `terraform init` recorded with the old default suffix.
+    std::fs::write(
+        dir.join(".terraform/terraform.tfstate"),
+        r#"{"version": 3, "backend": {"type": "kubernetes", "config": {"secret_suffix": "shop-lab", "namespace": "kube-system"}}}"#,
+    )
+    .expect("write");
+    let out = case
+        .cmd()
+        .args(["infra", "plan", "--env", "factory", "--context", "plant"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("tfstate-default-shop-lab"), "{err}");
+    assert!(err.contains("tfstate-default-shop.lab.state"), "{err}");
+    assert!(
+        err.contains("init -migrate-state -backend-config=backend.tfbackend"),
+        "{err}"
+    );
+    assert!(err.contains("secretSuffix: shop-lab"), "{err}");
+    assert!(case.runs().is_empty(), "Terraform did not run");
+}
+
+#[test]
+fn kubeconfig_write_reports_a_context_under_the_old_name_and_keeps_it() {
+    let case = Case::new();
+    let outputs_file = case.path().join("outputs.json");
+    std::fs::write(&outputs_file, outputs("gke").to_string()).expect("write");
+    let kubeconfig = case.path().join("home/.kube/config");
+    std::fs::create_dir_all(kubeconfig.parent().expect("parent")).expect("mkdir");
+    let old = r#"apiVersion: v1
+kind: Config
+clusters:
+- name: mldeploy-shop-gke
+  cluster: {server: "https://34.1.2.3"}
+users:
+- name: mldeploy-shop-gke
+  user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: gke-gcloud-auth-plugin}}
+contexts:
+- name: mldeploy-shop-gke
+  context: {cluster: mldeploy-shop-gke, user: mldeploy-shop-gke}
+current-context: mldeploy-shop-gke
+"#;
+    std::fs::write(&kubeconfig, old).expect("write kubeconfig");
+    case.cmd()
+        .args(["infra", "kubeconfig", "--cluster", "gke", "--write"])
+        .env("STANDIN_OUTPUTS", &outputs_file)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "wrote context `mldeploy.shop.gke`",
+        ))
+        .stderr(predicate::str::contains(
+            "config delete-context mldeploy-shop-gke",
+        ));
+    let kc = Kubeconfig::read_from(&kubeconfig).expect("reads");
+    let names: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["mldeploy-shop-gke", "mldeploy.shop.gke"],
+        "the old one is kept"
+    );
+    // Another server under the old name: another project's, left alone and said so.
+    std::fs::write(&kubeconfig, old.replace("34.1.2.3", "10.9.9.9")).expect("write");
+    case.cmd()
+        .args(["infra", "kubeconfig", "--cluster", "gke", "--write"])
+        .env("STANDIN_OUTPUTS", &outputs_file)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("reaches another server"));
 }

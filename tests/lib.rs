@@ -7,6 +7,7 @@ mod files;
 mod fuzz;
 mod gitops;
 mod infra;
+mod names;
 mod real_cluster;
 mod render;
 mod support;

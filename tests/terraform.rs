@@ -549,7 +549,7 @@ fn state_defaults_to_keys_of_project_and_cluster() {
     let kubernetes = by_label("onprem-k3s-factory");
     assert_eq!(
         string(must(&kubernetes, "secret_suffix")),
-        "factory-vision-factory"
+        "factory-vision.factory.state"
     );
     assert_eq!(string(must(&kubernetes, "namespace")), "kube-system");
 }

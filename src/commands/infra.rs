@@ -229,6 +229,7 @@ fn workspace(
             Some(&hint),
         )
     })?;
+    check_legacy_state(ctx, project, &cluster, &dir, &terraform)?;
     Ok(Workspace {
         vars: infra::cluster_vars(&cluster, &init),
         cluster,
@@ -236,6 +237,54 @@ fn workspace(
         terraform,
         backend_file: backend_text.is_some(),
     })
+}
+
+/// A working directory initialised with the Kubernetes state Secret name of earlier versions
+/// (`<project>-<cluster>`, which collides across projects) would make `init` fail with "backend
+/// configuration changed", or, answered wrongly, start from empty state. Say what to do instead.
+fn check_legacy_state(
+    ctx: &Ctx,
+    project: &Project,
+    cluster: &ClusterModel,
+    dir: &Path,
+    terraform: &Path,
+) -> Result<(), Error> {
+    let defaults = crate::model::names::StateDefaults::new(&project.name, &cluster.name);
+    let Some(crate::model::StateBackend::Kubernetes { secret_suffix, .. }) = &cluster.state else {
+        return Ok(());
+    };
+    // Only the default moved; a suffix from the config is the user's choice.
+    if *secret_suffix != defaults.secret_suffix {
+        return Ok(());
+    }
+    let legacy =
+        crate::model::names::StateDefaults::legacy_secret_suffix(&project.name, &cluster.name);
+    let Some(initialised) = infra::initialised_secret_suffix(dir) else {
+        return Ok(());
+    };
+    if initialised != legacy {
+        return Ok(());
+    }
+    let program = terraform
+        .file_name()
+        .map_or_else(|| "terraform".into(), |n| n.to_string_lossy().into_owned());
+    Err(Error::msg(
+        format!(
+            "the Terraform state of cluster `{}` is in the Secret `tfstate-default-{legacy}`, the \
+             name earlier mldeploy versions used; it is now `tfstate-default-{secret_suffix}`, \
+             which another project's cannot collide with",
+            cluster.name
+        ),
+        Some(&format!(
+            "move it (Terraform copies the state, then uses the new name): cd {} && {program} \
+             init -migrate-state -backend-config={}; or keep the old name: add `state: \
+             {{kubernetes: {{secretSuffix: {legacy}}}}}` to clusters.{} in {}",
+            dir.display(),
+            infra::BACKEND_FILE,
+            cluster.name,
+            ctx.global.config.display()
+        )),
+    ))
 }
 
 /// Where a Terraform process's standard output goes.
@@ -509,6 +558,17 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
         .filter(|e| e.cluster == cluster.name)
         .map(|e| e.name.as_str())
         .collect();
+    // The promise: contexts with exec plugins or references to existing entries, never a
+    // static credential (checked here so that a future path cannot break it silently).
+    if infra::has_static_credential(&kubeconfig) {
+        return Err(Error::msg(
+            format!(
+                "the kubeconfig for cluster `{}` would hold a static credential",
+                cluster.name
+            ),
+            Some("mldeploy writes exec-plugin contexts only; please report this"),
+        ));
+    }
     if !args.write {
         let text = if ctx.json() {
             serde_json::to_string_pretty(&kubeconfig).unwrap_or_default() + "\n"
@@ -525,6 +585,11 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
         )
     })?;
     let existing = read_kubeconfig(&path)?.unwrap_or(Value::Null);
+    let legacy = infra::legacy_context(&project.name, &cluster.name);
+    let legacy_note = (cluster.context.is_none()
+        && legacy != name
+        && infra::has_context(std::slice::from_ref(&existing), &legacy))
+    .then(|| legacy_context_note(&existing, &kubeconfig, &legacy, &path));
     let merged = infra::merge(existing.clone(), &kubeconfig);
     let changed = merged != existing;
     if changed {
@@ -537,6 +602,7 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
                 "context": name,
                 "kubeconfig": path.display().to_string(),
                 "changed": changed,
+                "legacyContext": legacy_note.as_ref().map(|_| legacy.clone()),
             }))
             .unwrap_or_default()
                 + "\n"),
@@ -547,6 +613,9 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
         } else {
             errln!("context `{name}` in {} is up to date", path.display());
         }
+        if let Some(note) = &legacy_note {
+            errln!("{note}");
+        }
         if !envs.is_empty() {
             errln!(
                 "next: mldeploy apply -f {} --env {}",
@@ -556,6 +625,51 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
         }
     }
     Ok(exit::OK)
+}
+
+/// What to do about a context under the name earlier versions wrote (`mldeploy-<project>-<cluster>`,
+/// which two projects could share). It is never replaced or removed here: if it reaches the
+/// same server as the new context it is this cluster's, and can go; otherwise it is another
+/// project's, whose name collided, and must stay.
+fn legacy_context_note(existing: &Value, new: &Value, legacy: &str, path: &Path) -> String {
+    let server_of = |doc: &Value, context: &str| -> Option<String> {
+        let cluster = doc
+            .get("contexts")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(context))?
+            .get("context")?
+            .get("cluster")?
+            .as_str()?
+            .to_string();
+        doc.get("clusters")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(&cluster))?
+            .get("cluster")?
+            .get("server")?
+            .as_str()
+            .map(str::to_string)
+    };
+    let new_name = new
+        .get("current-context")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let merged = infra::merge(existing.clone(), new);
+    let file = path.display();
+    match (server_of(existing, legacy), server_of(&merged, new_name)) {
+        (Some(old), Some(now)) if old == now => format!(
+            "note: `{legacy}` is the name earlier mldeploy versions gave this context; it reaches \
+             the same server and is now unused. Remove it when nothing else uses it: kubectl \
+             --kubeconfig {file} config delete-context {legacy} (and `delete-cluster {legacy}`, \
+             `delete-user {legacy}` if only it used them)"
+        ),
+        _ => format!(
+            "note: the context `{legacy}` (the name earlier mldeploy versions used) reaches \
+             another server: it may belong to another project whose name collided under that \
+             scheme, so it was left alone; mldeploy now uses `{new_name}`"
+        ),
+    }
 }
 
 fn to_yaml(value: &Value) -> Result<String, Error> {

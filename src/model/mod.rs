@@ -701,9 +701,25 @@ fn check_state(
 ) -> Option<StateBackend> {
     let spath = join(cpath, &[key("state")]);
     let own = state_backend_of(c.cloud);
+    let defaults = names::StateDefaults::new(project, name);
     let Some(s) = &c.state else {
+        // Bad project or cluster names are reported as such; this is about the length.
+        if c.cloud == Cloud::Onprem
+            && names::dns_label(project).is_ok()
+            && names::dns_label(name).is_ok()
+            && let Err(why) = names::secret_suffix(&defaults.secret_suffix)
+        {
+            ck.at(
+                cpath,
+                format!(
+                    "the default state Secret suffix `{}` {why}",
+                    defaults.secret_suffix
+                ),
+                Some("set `state: {kubernetes: {secretSuffix: SHORT-NAME}}`".into()),
+            );
+        }
         return (c.cloud == Cloud::Onprem).then(|| StateBackend::Kubernetes {
-            secret_suffix: format!("{project}-{name}"),
+            secret_suffix: defaults.secret_suffix.clone(),
             namespace: "kube-system".into(),
         });
     };
@@ -789,7 +805,7 @@ fn check_state(
         required("bucket", &g.bucket, "the name of an existing GCS bucket");
         StateBackend::Gcs {
             bucket: g.bucket.clone(),
-            prefix: or_default(&g.prefix, format!("{project}/{name}")),
+            prefix: or_default(&g.prefix, defaults.gcs_prefix.clone()),
         }
     } else if let Some(a) = &s.s3 {
         required("bucket", &a.bucket, "the name of an existing S3 bucket");
@@ -806,7 +822,7 @@ fn check_state(
                 .or_else(|| c.region.clone())
                 .unwrap_or_default(),
             dynamodb_table: a.dynamodb_table.clone(),
-            key: or_default(&a.key, format!("{project}/{name}/terraform.tfstate")),
+            key: or_default(&a.key, defaults.s3_key.clone()),
         }
     } else if let Some(z) = &s.azurerm {
         required(
@@ -827,7 +843,7 @@ fn check_state(
                 .unwrap_or_default(),
             storage_account: z.storage_account.clone(),
             container: z.container.clone(),
-            key: or_default(&z.key, format!("{project}/{name}.tfstate")),
+            key: or_default(&z.key, defaults.azurerm_key.clone()),
         }
     } else if let Some(l) = &s.local {
         if let Some(p) = &l.path
@@ -844,9 +860,9 @@ fn check_state(
         }
     } else {
         let k = s.kubernetes.clone().unwrap_or_default();
-        let secret_suffix = or_default(&k.secret_suffix, format!("{project}-{name}"));
+        let secret_suffix = or_default(&k.secret_suffix, defaults.secret_suffix.clone());
         // The backend names the Secret `tfstate-default-<suffix>` and labels it with the suffix.
-        if names::dns_label(&secret_suffix).is_err() {
+        if let Err(why) = names::secret_suffix(&secret_suffix) {
             let field = if k.secret_suffix.is_some() {
                 key("secretSuffix")
             } else {
@@ -854,8 +870,8 @@ fn check_state(
             };
             ck.at(
                 &join(&spath, &[key("kubernetes"), field]),
-                format!("the state Secret's suffix `{secret_suffix}` is not a DNS-1123 label of at most 63 characters"),
-                Some("set `secretSuffix` to a short name, e.g. the cluster's".into()),
+                format!("the state Secret's suffix `{secret_suffix}` {why}"),
+                Some("set `secretSuffix` to a short name, e.g. `<project>.<cluster>.state` shortened".into()),
             );
         }
         let namespace = or_default(&k.namespace, "kube-system".into());

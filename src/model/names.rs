@@ -4,6 +4,67 @@
 /// runtimes prefix pods further, so the name must leave room under the 63-character limit.
 pub const MAX_MODEL_NAME: usize = 40;
 
+/// Where Terraform keeps a cluster's state unless the config says otherwise, for each backend.
+/// Project and cluster names are DNS labels, which hold `-` but never `/` or `.`: joining them
+/// with `/` or `.` keeps two projects apart whose names differ only in where a dash falls
+/// (`a-b` + `c` and `a` + `b-c`), where a `-` would not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDefaults {
+    /// GCS object prefix (a folder): `<project>/<cluster>`.
+    pub gcs_prefix: String,
+    /// S3 object key: `<project>/<cluster>/terraform.tfstate`.
+    pub s3_key: String,
+    /// Azure blob name: `<project>/<cluster>.tfstate`.
+    pub azurerm_key: String,
+    /// Suffix of the Kubernetes Secret `tfstate-default-<suffix>`, also a label value (at most
+    /// 63 characters, `.` allowed, no `/`): `<project>.<cluster>.state`. The fixed tail keeps it
+    /// from ending in `-<number>`, which the backend reserves for its chunks.
+    pub secret_suffix: String,
+}
+
+impl StateDefaults {
+    /// The defaults for a cluster of a project.
+    pub fn new(project: &str, cluster: &str) -> Self {
+        StateDefaults {
+            gcs_prefix: format!("{project}/{cluster}"),
+            s3_key: format!("{project}/{cluster}/terraform.tfstate"),
+            azurerm_key: format!("{project}/{cluster}.tfstate"),
+            secret_suffix: format!("{project}.{cluster}.state"),
+        }
+    }
+
+    /// The Secret suffix before mldeploy kept names apart (`<project>-<cluster>`), to find state
+    /// kept under it.
+    pub fn legacy_secret_suffix(project: &str, cluster: &str) -> String {
+        format!("{project}-{cluster}")
+    }
+}
+
+/// Checks a Kubernetes backend `secret_suffix`: part of a Secret name and a label value, so
+/// lowercase letters, digits, `-` and `.`, at most 63 characters, starting and ending with a
+/// letter or digit, and not ending in `-<number>` (the backend's chunk suffix).
+pub fn secret_suffix(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err("may hold only lowercase letters, digits, '-' and '.'".into());
+    }
+    if dns_subdomain(s).is_err() {
+        return Err("each '.'-separated part must start and end with a letter or digit".into());
+    }
+    if let Some((_, tail)) = s.rsplit_once('-')
+        && !tail.is_empty()
+        && tail.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err("must not end in '-<number>' (the backend numbers its chunks so)".into());
+    }
+    Ok(())
+}
+
 /// Checks a DNS-1123 label (`my-model-2`); returns what is wrong.
 pub fn dns_label(name: &str) -> Result<(), String> {
     if name.is_empty() {
