@@ -201,13 +201,16 @@ pub struct Bundle {
     pub terraform: Vec<TfFile>,
 }
 
-/// Apply order by kind (DESIGN.md): CRDs → Namespaces → ServiceAccounts/RBAC → ConfigMaps/Secrets
+/// Apply order by kind (DESIGN.md): CRDs → Namespaces → ServiceAccounts/RBAC/NetworkPolicies →
+/// ConfigMaps/Secrets
 /// → Services → workloads → custom resources → monitoring.
 pub fn group(kind: &str) -> u8 {
     match kind {
         "CustomResourceDefinition" => 0,
         "Namespace" => 1,
-        "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 2,
+        // NetworkPolicies exist before the pods they protect.
+        "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+        | "NetworkPolicy" => 2,
         "ConfigMap" | "Secret" => 3,
         "Service" => 4,
         "Deployment"

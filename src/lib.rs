@@ -41,6 +41,7 @@ pub mod gitops;
 pub mod infra;
 pub mod model;
 pub mod render;
+pub mod security;
 pub mod suggest;
 pub mod verify;
 

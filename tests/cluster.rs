@@ -71,7 +71,7 @@ fn group_of(path: &str) -> u8 {
     let resource = path.split('/').rev().nth(1).unwrap_or("");
     match resource {
         "namespaces" => 1,
-        "serviceaccounts" => 2,
+        "serviceaccounts" | "networkpolicies" => 2,
         "configmaps" | "secrets" => 3,
         "services" => 4,
         "deployments" | "horizontalpodautoscalers" | "poddisruptionbudgets" => 5,
@@ -236,6 +236,7 @@ fn prune_removes_exactly_the_dropped_objects() {
         "/apis/apps/v1/namespaces/doc-ai-dev/deployments/ocr".to_string(),
         "/api/v1/namespaces/doc-ai-dev/services/ocr".to_string(),
         "/apis/monitoring.coreos.com/v1/namespaces/doc-ai-dev/servicemonitors/ocr".to_string(),
+        "/apis/networking.k8s.io/v1/namespaces/doc-ai-dev/networkpolicies/ocr-serving".to_string(),
     ];
     let mut got = deletes.clone();
     got.sort();

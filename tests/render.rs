@@ -319,8 +319,8 @@ fn hostile_env_values_round_trip_exactly() {
     let bundle = render(&p, "e");
     assert_eq!(
         bundle.manifests.len(),
-        4,
-        "Namespace, ServiceAccount, Service, Deployment and nothing else"
+        6,
+        "Namespace, ServiceAccount, two NetworkPolicies, Service, Deployment and nothing else"
     );
     let deployment = bundle
         .manifests

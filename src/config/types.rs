@@ -561,6 +561,36 @@ pub struct Environment {
     /// Changes to `defaults` and to models (by name) in this environment; `null` removes a field.
     #[serde(default)]
     pub overrides: Overrides,
+    /// NetworkPolicies of the namespace: on by default (deny ingress except serving traffic).
+    #[serde(default)]
+    pub network_policy: NetworkPolicy,
+}
+
+/// NetworkPolicies mldeploy renders in an environment's namespace.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkPolicy {
+    /// Render the policies (default-deny ingress, then serving, scraping and operator traffic).
+    /// Default true; `false` leaves the namespace open (the cluster's own policies apply).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Namespaces whose pods may call the models (the namespace itself always may); `"*"`:
+    /// every namespace.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        NetworkPolicy {
+            enabled: true,
+            allow_from: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Per-environment overrides.

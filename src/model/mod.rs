@@ -212,6 +212,8 @@ pub struct Env {
     pub namespace: String,
     /// Models, in config order.
     pub models: Vec<Model>,
+    /// NetworkPolicies of the namespace.
+    pub network_policy: config::NetworkPolicy,
 }
 
 /// Where a model's code comes from.
@@ -445,6 +447,15 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 );
             }
         }
+        for (i, ns) in env.network_policy.allow_from.iter().enumerate() {
+            if ns != "*" {
+                let path = join(
+                    &epath,
+                    &[key("networkPolicy"), key("allowFrom"), Seg::Index(i)],
+                );
+                ck.label(&path, "namespace", ns);
+            }
+        }
         let cluster = match clusters.get(&env.cluster) {
             Some(c) => Some(c),
             None => {
@@ -478,6 +489,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 cluster: env.cluster.clone(),
                 namespace,
                 models,
+                network_policy: env.network_policy.clone(),
             },
         );
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::catalog;
 use crate::config::{Cloud, Distribution, Runtime, Server};
 use crate::model::{ClusterModel, Env, Model, Project, Source, StateBackend};
+use crate::security;
 
 /// Label values are limited to 63 characters.
 const MAX_LABEL: usize = 63;
@@ -28,6 +29,68 @@ pub struct EnvContext<'a> {
     pub monitoring: crate::model::Monitoring,
     /// Every model of the environment.
     pub models: Vec<ModelCtx>,
+    /// Pod Security level and NetworkPolicies of the namespace.
+    pub security: EnvSecurityCtx,
+}
+
+/// Namespace-wide security settings.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvSecurityCtx {
+    /// Pod Security level enforced on the namespace (`restricted` or `baseline`).
+    pub pod_security: &'static str,
+    /// Whether NetworkPolicies are rendered.
+    pub network_policies: bool,
+    /// Namespaces (by name) whose pods may call the models.
+    pub allow_from: Vec<String>,
+    /// Every namespace may call the models (`allowFrom: ["*"]`).
+    pub allow_from_all: bool,
+    /// Namespace of Prometheus, when scraping is on.
+    pub prometheus_namespace: Option<&'static str>,
+    /// Namespaces whose pods reach every pod of the namespace (Seldon Core v2's operator), when
+    /// the runtime's own pods talk to each other on any port.
+    pub intra_namespace: Option<Vec<&'static str>>,
+    /// The cloud's workload identity endpoints that pods fetching artifacts may reach.
+    pub identity_endpoints: &'static [IdentityEndpoint],
+}
+
+/// An address and port a pod calls to get cloud credentials.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityEndpoint {
+    /// CIDR.
+    pub cidr: &'static str,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// Security settings of a model's pods.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSecurityCtx {
+    /// UID/GID of the model container, when the runtime sets one.
+    pub run_as_user: Option<u32>,
+    /// emptyDir volumes for the paths the server writes.
+    pub writable: Vec<WritablePath>,
+    /// Labels that select every pod of the model, for its NetworkPolicies (empty: the runtime
+    /// has no per-model pods).
+    pub pod_selector: BTreeMap<String, String>,
+    /// Ports clients reach (empty: any).
+    pub ports: Vec<u16>,
+    /// Namespaces of the runtime's gateways and operators that call the pods.
+    pub control_namespaces: &'static [&'static str],
+    /// Whether egress is limited (pods that fetch the artifact from cloud storage).
+    pub restrict_egress: bool,
+}
+
+/// A path written under a read-only root filesystem.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WritablePath {
+    /// Volume name.
+    pub name: String,
+    /// Mount path.
+    pub path: &'static str,
 }
 
 /// Project data.
@@ -96,6 +159,8 @@ pub struct ModelCtx {
     pub disruption_budget: bool,
     /// How Prometheus finds the model's metrics endpoint.
     pub metrics: MetricsCtx,
+    /// Pod hardening and NetworkPolicy inputs.
+    pub security: ModelSecurityCtx,
 }
 
 /// Runtime-specific names of a prepackaged server.
@@ -400,7 +465,98 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         cluster,
         labels,
         monitoring: p.monitoring,
+        security: env_security(p, env, cluster),
         models,
+    }
+}
+
+/// Namespace of kube-prometheus-stack (terraform/common/addons.tf).
+const PROMETHEUS_NAMESPACE: &str = "monitoring";
+
+/// Where pods get cloud credentials: the GKE metadata server (Dataplane V2 answers on
+/// 169.254.169.254:80, the legacy dataplane on 169.254.169.252:988) and the EKS Pod Identity
+/// agent. AKS workload identity reads a projected token file and calls Entra ID over HTTPS.
+fn identity_endpoints(cloud: Cloud) -> &'static [IdentityEndpoint] {
+    match cloud {
+        Cloud::Gcp => &[
+            IdentityEndpoint {
+                cidr: "169.254.169.252/32",
+                port: 988,
+            },
+            IdentityEndpoint {
+                cidr: "169.254.169.254/32",
+                port: 80,
+            },
+        ],
+        Cloud::Aws => &[IdentityEndpoint {
+            cidr: "169.254.170.23/32",
+            port: 80,
+        }],
+        Cloud::Azure | Cloud::Onprem => &[],
+    }
+}
+
+fn env_security(p: &Project, env: &Env, cluster: &ClusterModel) -> EnvSecurityCtx {
+    let rows = || env.models.iter().map(|m| security::runtime(m.runtime));
+    let mut control: Vec<&'static str> = rows()
+        .filter(|r| r.intra_namespace)
+        .flat_map(|r| r.control_namespaces.iter().copied())
+        .collect();
+    control.sort_unstable();
+    control.dedup();
+    let np = &env.network_policy;
+    EnvSecurityCtx {
+        pod_security: security::namespace_level(env.models.iter().map(|m| m.runtime)).name(),
+        network_policies: np.enabled,
+        allow_from: np
+            .allow_from
+            .iter()
+            .filter(|n| *n != "*")
+            .cloned()
+            .collect(),
+        allow_from_all: np.allow_from.iter().any(|n| n == "*"),
+        prometheus_namespace: p.monitoring.prometheus.then_some(PROMETHEUS_NAMESPACE),
+        intra_namespace: rows().any(|r| r.intra_namespace).then_some(control),
+        identity_endpoints: identity_endpoints(cluster.cloud),
+    }
+}
+
+fn model_security(
+    cluster: &ClusterModel,
+    m: &Model,
+    selector: &BTreeMap<String, String>,
+    port: Option<u16>,
+) -> ModelSecurityCtx {
+    let row = security::runtime(m.runtime);
+    let pod_selector = match (row.pod_label, row.intra_namespace) {
+        (_, true) => BTreeMap::new(),
+        (Some(label), false) => BTreeMap::from([(label.to_string(), m.name.clone())]),
+        (None, false) => selector.clone(),
+    };
+    let mut ports: Vec<u16> = row.serving_ports.to_vec();
+    if let Some(port) = port
+        && !row.intra_namespace
+    {
+        ports.push(port);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ModelSecurityCtx {
+        run_as_user: row.run_as_user,
+        writable: row
+            .writable_paths
+            .iter()
+            .map(|path| WritablePath {
+                name: format!("writable{}", path.replace('/', "-")),
+                path,
+            })
+            .collect(),
+        pod_selector,
+        ports,
+        control_namespaces: row.control_namespaces,
+        restrict_egress: row.fetches_artifact
+            && cluster.cloud != Cloud::Onprem
+            && matches!(m.source, Source::Prepackaged { .. }),
     }
 }
 
@@ -531,6 +687,7 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
             gpu_type: m.gpu.as_ref().map(|g| g.kind),
         },
         metrics: metrics(m.runtime, &m.name, &selector),
+        security: model_security(cluster, m, &selector, port),
         selector,
         labels,
         scheduling: scheduling(cluster, m),

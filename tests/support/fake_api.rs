@@ -1031,6 +1031,14 @@ impl State {
                 true,
             ),
             builtin(
+                "networking.k8s.io",
+                "v1",
+                "NetworkPolicy",
+                "networkpolicies",
+                true,
+                false,
+            ),
+            builtin(
                 "apiextensions.k8s.io",
                 "v1",
                 "CustomResourceDefinition",

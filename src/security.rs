@@ -1,0 +1,163 @@
+//! Security facts per serving runtime, as data: the Pod Security level its pods pass, the user
+//! its model container runs as, the paths it writes under a read-only root filesystem, and the
+//! traffic its pods need (NetworkPolicies). One row per runtime, so that these fields can move
+//! into a runtime table as they are.
+
+use serde::Serialize;
+
+use crate::config::Runtime;
+
+/// A Pod Security Standard level (`pod-security.kubernetes.io/enforce`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurity {
+    /// Privileged pods are refused; anything else passes.
+    Baseline,
+    /// Hardened pods only (non-root, no privilege escalation, capabilities dropped, seccomp).
+    Restricted,
+}
+
+impl PodSecurity {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            PodSecurity::Baseline => "baseline",
+            PodSecurity::Restricted => "restricted",
+        }
+    }
+}
+
+/// What one runtime needs and allows, security-wise.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeSecurity {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The strictest Pod Security level every pod of the runtime passes, including the
+    /// containers its operator injects.
+    pub pod_security: PodSecurity,
+    /// Why, in one line (docs/security.md quotes it).
+    pub pod_security_reason: &'static str,
+    /// UID and GID of the model container; `None` keeps the image's own (non-root) user because
+    /// its files belong to that user.
+    pub run_as_user: Option<u32>,
+    /// Paths the model container writes: `emptyDir` volumes under a read-only root filesystem.
+    pub writable_paths: &'static [&'static str],
+    /// Ports of the model pods that clients reach through the runtime's Service (besides the
+    /// model's own `port` for a custom image); empty: any port (the runtime's own pods route).
+    pub serving_ports: &'static [u16],
+    /// Label (key) whose value is the model name on every pod of the model; `None`: the
+    /// model's own selector labels reach its pods.
+    pub pod_label: Option<&'static str>,
+    /// Namespaces whose pods call the model pods: gateways, activators, operators.
+    pub control_namespaces: &'static [&'static str],
+    /// Whether the runtime's own pods in the namespace talk to each other on any port (Seldon
+    /// Core v2's scheduler, agents, Envoy and servers).
+    pub intra_namespace: bool,
+    /// Whether the model pods fetch the artifact themselves (a storage initializer): their
+    /// egress is limited to DNS, the namespace, HTTPS and the cloud's identity endpoint.
+    pub fetches_artifact: bool,
+}
+
+/// Every runtime's row. A new runtime is a row here.
+pub const RUNTIMES: &[RuntimeSecurity] = &[
+    RuntimeSecurity {
+        runtime: Runtime::Seldon,
+        pod_security: PodSecurity::Baseline,
+        pod_security_reason: "the operator injects the executor (seldon-container-engine) and \
+                              the rclone model initializer without allowPrivilegeEscalation: \
+                              false or dropped capabilities",
+        run_as_user: None,
+        writable_paths: &["/tmp"],
+        // The executor's REST and gRPC ports; it calls the model container inside the pod.
+        serving_ports: &[8000, 5001],
+        pod_label: Some("seldon-deployment-id"),
+        control_namespaces: &["seldon-system", "istio-system"],
+        intra_namespace: false,
+        fetches_artifact: true,
+    },
+    RuntimeSecurity {
+        runtime: Runtime::SeldonV2,
+        pod_security: PodSecurity::Baseline,
+        pod_security_reason: "the SeldonRuntime's Server pods (agent, rclone, MLServer/Triton) \
+                              come from the Helm chart and do not all set a restricted security \
+                              context",
+        run_as_user: None,
+        writable_paths: &[],
+        serving_ports: &[],
+        pod_label: None,
+        control_namespaces: &["seldon-mesh"],
+        intra_namespace: true,
+        fetches_artifact: false,
+    },
+    RuntimeSecurity {
+        runtime: Runtime::Kserve,
+        pod_security: PodSecurity::Baseline,
+        pod_security_reason: "the controller injects the storage-initializer (and, in \
+                              Serverless mode, queue-proxy) without a restricted security context",
+        run_as_user: None,
+        writable_paths: &["/tmp"],
+        // kserve-container's HTTP and gRPC ports (RawDeployment), queue-proxy's (Serverless).
+        serving_ports: &[8080, 8081, 8012, 8013],
+        pod_label: Some("serving.kserve.io/inferenceservice"),
+        control_namespaces: &["kserve", "knative-serving", "istio-system"],
+        intra_namespace: false,
+        fetches_artifact: true,
+    },
+    RuntimeSecurity {
+        runtime: Runtime::Deployment,
+        pod_security: PodSecurity::Restricted,
+        pod_security_reason: "mldeploy renders the whole pod: non-root, no privilege \
+                              escalation, every capability dropped, seccomp RuntimeDefault",
+        run_as_user: Some(10001),
+        writable_paths: &["/tmp"],
+        serving_ports: &[],
+        pod_label: None,
+        control_namespaces: &[],
+        intra_namespace: false,
+        fetches_artifact: false,
+    },
+];
+
+/// The row of a runtime.
+pub fn runtime(r: Runtime) -> &'static RuntimeSecurity {
+    RUNTIMES
+        .iter()
+        .find(|row| row.runtime == r)
+        .expect("every runtime has a security row")
+}
+
+/// The Pod Security level a namespace can enforce: the weakest of its runtimes' levels
+/// (`restricted` for a namespace without models).
+pub fn namespace_level(runtimes: impl IntoIterator<Item = Runtime>) -> PodSecurity {
+    runtimes
+        .into_iter()
+        .map(|r| runtime(r).pod_security)
+        .min()
+        .unwrap_or(PodSecurity::Restricted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runtime_has_one_row() {
+        for r in Runtime::ALL {
+            assert_eq!(RUNTIMES.iter().filter(|row| row.runtime == r).count(), 1);
+        }
+    }
+
+    #[test]
+    fn a_namespace_is_as_strict_as_its_weakest_runtime() {
+        assert_eq!(
+            namespace_level([Runtime::Deployment]),
+            PodSecurity::Restricted
+        );
+        assert_eq!(
+            namespace_level([Runtime::Deployment, Runtime::Kserve]),
+            PodSecurity::Baseline
+        );
+        assert_eq!(namespace_level([]), PodSecurity::Restricted);
+    }
+}
