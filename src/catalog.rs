@@ -5,6 +5,98 @@ use serde::Serialize;
 
 use crate::config::Cloud;
 
+/// Who makes a GPU: decides the extended resource, the taint, the device plugin and the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Vendor {
+    /// NVIDIA (CUDA).
+    Nvidia,
+    /// AMD (ROCm).
+    Amd,
+}
+
+/// What a vendor's GPUs need on Kubernetes.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VendorSpec {
+    /// The vendor.
+    pub vendor: Vendor,
+    /// Name for messages.
+    pub name: &'static str,
+    /// Extended resource of a whole GPU (also the key of the GPU node taint).
+    pub resource: &'static str,
+    /// Node label its GPU discovery sets to the product name (on-prem node selection).
+    pub product_label: &'static str,
+    /// Whether its device plugin can time-slice GPUs.
+    pub sharing: bool,
+    /// Add-on that makes its GPUs schedulable (`addons.<key>` in the Terraform templates).
+    pub device_plugin: &'static str,
+}
+
+/// Every vendor.
+pub const VENDORS: &[VendorSpec] = &[
+    VendorSpec {
+        vendor: Vendor::Nvidia,
+        name: "NVIDIA",
+        resource: "nvidia.com/gpu",
+        product_label: "nvidia.com/gpu.product",
+        sharing: true,
+        device_plugin: "devicePlugin",
+    },
+    VendorSpec {
+        vendor: Vendor::Amd,
+        name: "AMD",
+        resource: "amd.com/gpu",
+        product_label: "amd.com/gpu.product-name",
+        sharing: false,
+        device_plugin: "amdDevicePlugin",
+    },
+];
+
+impl Vendor {
+    /// The vendor's row.
+    pub fn spec(self) -> &'static VendorSpec {
+        VENDORS
+            .iter()
+            .find(|v| v.vendor == self)
+            .unwrap_or(&VENDORS[0])
+    }
+}
+
+/// A MIG (Multi-Instance GPU) profile: a slice of a GPU.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigProfile {
+    /// Profile name (`1g.10gb`): compute slices and memory.
+    pub name: &'static str,
+    /// How many of this profile one GPU holds.
+    pub per_gpu: u32,
+}
+
+const fn mig(name: &'static str, per_gpu: u32) -> MigProfile {
+    MigProfile { name, per_gpu }
+}
+
+/// MIG profiles of the A100 40GB.
+const MIG_A100_40: &[MigProfile] = &[
+    mig("1g.5gb", 7),
+    mig("1g.10gb", 4),
+    mig("2g.10gb", 3),
+    mig("3g.20gb", 2),
+    mig("4g.20gb", 1),
+    mig("7g.40gb", 1),
+];
+
+/// MIG profiles of 80GB A100s and H100s.
+const MIG_80: &[MigProfile] = &[
+    mig("1g.10gb", 7),
+    mig("1g.20gb", 4),
+    mig("2g.20gb", 3),
+    mig("3g.40gb", 2),
+    mig("4g.40gb", 1),
+    mig("7g.80gb", 1),
+];
+
 /// A GPU type that models and node pools can ask for.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -13,8 +105,16 @@ pub struct Gpu {
     pub name: &'static str,
     /// Product name.
     pub product: &'static str,
+    /// Who makes it.
+    pub vendor: Vendor,
+    /// CPU architecture of the machines it comes in.
+    pub arch: &'static str,
     /// Memory per GPU in GB.
     pub memory_gb: u32,
+    /// MIG profiles (empty: no MIG).
+    pub mig: &'static [MigProfile],
+    /// An edge module (only on onprem clusters; standalone device plugin, no GPU operator).
+    pub edge: bool,
     /// What each platform offers for it.
     pub offers: &'static [Offer],
 }
@@ -27,6 +127,8 @@ pub struct Offer {
     pub cloud: Cloud,
     /// Accelerator name on the platform (GKE accelerator type, node label value).
     pub accelerator: &'static str,
+    /// Node label whose value is `accelerator`, when not the platform's (None: the platform's).
+    pub node_label: Option<&'static str>,
     /// Machine types by GPUs per node, smallest first (empty on-prem).
     pub machines: &'static [(u32, &'static str)],
     /// What a user must know (driver install, limits).
@@ -34,7 +136,7 @@ pub struct Offer {
 }
 
 /// How GPU pods are scheduled on a platform (DESIGN.md, "Scheduling per platform").
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Scheduling {
     /// The platform.
@@ -48,7 +150,7 @@ pub struct Scheduling {
 }
 
 /// A node taint (`key=value:effect`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Taint {
     /// Key.
     pub key: &'static str,
@@ -58,51 +160,19 @@ pub struct Taint {
     pub effect: &'static str,
 }
 
-const GPU_TAINT: Taint = Taint {
-    key: "nvidia.com/gpu",
-    value: "true",
-    effect: "NoSchedule",
-};
-
-/// Scheduling rules per platform.
-pub const SCHEDULING: &[Scheduling] = &[
-    Scheduling {
-        cloud: Cloud::Gcp,
-        node_label: "cloud.google.com/gke-accelerator",
-        taint: Some(Taint {
-            value: "present",
-            ..GPU_TAINT
-        }),
-        needs_device_plugin: false,
-    },
-    Scheduling {
-        cloud: Cloud::Aws,
-        node_label: "k8s.amazonaws.com/accelerator",
-        taint: Some(GPU_TAINT),
-        needs_device_plugin: true,
-    },
-    Scheduling {
-        cloud: Cloud::Azure,
-        node_label: "mldeploy.io/accelerator",
-        taint: Some(GPU_TAINT),
-        needs_device_plugin: true,
-    },
-    Scheduling {
-        cloud: Cloud::Onprem,
-        node_label: "nvidia.com/gpu.product",
-        taint: None,
-        needs_device_plugin: true,
-    },
-];
-
 /// The GPU catalog.
 pub const GPUS: &[Gpu] = &[
     Gpu {
         name: "t4",
         product: "NVIDIA T4",
         memory_gb: 16,
+        vendor: Vendor::Nvidia,
+        arch: "amd64",
+        mig: &[],
+        edge: false,
         offers: &[
             Offer {
+                node_label: None,
                 cloud: Cloud::Gcp,
                 accelerator: "nvidia-tesla-t4",
                 machines: &[
@@ -113,18 +183,21 @@ pub const GPUS: &[Gpu] = &[
                 note: "driver installed by GKE (gpu_driver_installation_config)",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Aws,
                 accelerator: "nvidia-tesla-t4",
                 machines: &[(1, "g4dn.xlarge"), (4, "g4dn.12xlarge"), (8, "g4dn.metal")],
                 note: "EKS GPU AMI; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Azure,
                 accelerator: "nvidia-tesla-t4",
                 machines: &[(1, "Standard_NC4as_T4_v3"), (4, "Standard_NC64as_T4_v3")],
                 note: "NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: Some("nvidia.com/gpu.product"),
                 cloud: Cloud::Onprem,
                 accelerator: "Tesla-T4",
                 machines: &[],
@@ -136,8 +209,13 @@ pub const GPUS: &[Gpu] = &[
         name: "l4",
         product: "NVIDIA L4",
         memory_gb: 24,
+        vendor: Vendor::Nvidia,
+        arch: "amd64",
+        mig: &[],
+        edge: false,
         offers: &[
             Offer {
+                node_label: None,
                 cloud: Cloud::Gcp,
                 accelerator: "nvidia-l4",
                 machines: &[
@@ -149,12 +227,14 @@ pub const GPUS: &[Gpu] = &[
                 note: "driver installed by GKE (gpu_driver_installation_config)",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Aws,
                 accelerator: "nvidia-l4",
                 machines: &[(1, "g6.xlarge"), (4, "g6.12xlarge"), (8, "g6.48xlarge")],
                 note: "EKS GPU AMI; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: Some("nvidia.com/gpu.product"),
                 cloud: Cloud::Onprem,
                 accelerator: "NVIDIA-L4",
                 machines: &[],
@@ -166,14 +246,20 @@ pub const GPUS: &[Gpu] = &[
         name: "a10g",
         product: "NVIDIA A10G",
         memory_gb: 24,
+        vendor: Vendor::Nvidia,
+        arch: "amd64",
+        mig: &[],
+        edge: false,
         offers: &[
             Offer {
+                node_label: None,
                 cloud: Cloud::Aws,
                 accelerator: "nvidia-a10g",
                 machines: &[(1, "g5.xlarge"), (4, "g5.12xlarge"), (8, "g5.48xlarge")],
                 note: "EKS GPU AMI; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: Some("nvidia.com/gpu.product"),
                 cloud: Cloud::Onprem,
                 accelerator: "NVIDIA-A10G",
                 machines: &[],
@@ -185,8 +271,13 @@ pub const GPUS: &[Gpu] = &[
         name: "a100-40gb",
         product: "NVIDIA A100 40GB",
         memory_gb: 40,
+        vendor: Vendor::Nvidia,
+        arch: "amd64",
+        mig: MIG_A100_40,
+        edge: false,
         offers: &[
             Offer {
+                node_label: None,
                 cloud: Cloud::Gcp,
                 accelerator: "nvidia-tesla-a100",
                 machines: &[
@@ -198,18 +289,21 @@ pub const GPUS: &[Gpu] = &[
                 note: "driver installed by GKE (gpu_driver_installation_config)",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Aws,
                 accelerator: "nvidia-tesla-a100",
                 machines: &[(8, "p4d.24xlarge")],
                 note: "8 GPUs per node only; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Azure,
                 accelerator: "nvidia-tesla-a100",
                 machines: &[(8, "Standard_ND96asr_v4")],
                 note: "8 GPUs per node only; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: Some("nvidia.com/gpu.product"),
                 cloud: Cloud::Onprem,
                 accelerator: "NVIDIA-A100-SXM4-40GB",
                 machines: &[],
@@ -221,8 +315,13 @@ pub const GPUS: &[Gpu] = &[
         name: "a100-80gb",
         product: "NVIDIA A100 80GB",
         memory_gb: 80,
+        vendor: Vendor::Nvidia,
+        arch: "amd64",
+        mig: MIG_80,
+        edge: false,
         offers: &[
             Offer {
+                node_label: None,
                 cloud: Cloud::Gcp,
                 accelerator: "nvidia-a100-80gb",
                 machines: &[
@@ -234,12 +333,14 @@ pub const GPUS: &[Gpu] = &[
                 note: "driver installed by GKE (gpu_driver_installation_config)",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Aws,
                 accelerator: "nvidia-a100-80gb",
                 machines: &[(8, "p4de.24xlarge")],
                 note: "8 GPUs per node only; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Azure,
                 accelerator: "nvidia-a100-80gb",
                 machines: &[
@@ -250,6 +351,7 @@ pub const GPUS: &[Gpu] = &[
                 note: "NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: Some("nvidia.com/gpu.product"),
                 cloud: Cloud::Onprem,
                 accelerator: "NVIDIA-A100-SXM4-80GB",
                 machines: &[],
@@ -261,8 +363,13 @@ pub const GPUS: &[Gpu] = &[
         name: "h100-80gb",
         product: "NVIDIA H100 80GB",
         memory_gb: 80,
+        vendor: Vendor::Nvidia,
+        arch: "amd64",
+        mig: MIG_80,
+        edge: false,
         offers: &[
             Offer {
+                node_label: None,
                 cloud: Cloud::Gcp,
                 accelerator: "nvidia-h100-80gb",
                 machines: &[
@@ -274,12 +381,14 @@ pub const GPUS: &[Gpu] = &[
                 note: "driver installed by GKE (gpu_driver_installation_config)",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Aws,
                 accelerator: "nvidia-h100-80gb",
                 machines: &[(8, "p5.48xlarge")],
                 note: "8 GPUs per node only; NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: None,
                 cloud: Cloud::Azure,
                 accelerator: "nvidia-h100-80gb",
                 machines: &[
@@ -289,6 +398,7 @@ pub const GPUS: &[Gpu] = &[
                 note: "NVIDIA device plugin add-on",
             },
             Offer {
+                node_label: Some("nvidia.com/gpu.product"),
                 cloud: Cloud::Onprem,
                 accelerator: "NVIDIA-H100-80GB-HBM3",
                 machines: &[],
@@ -375,6 +485,16 @@ pub fn gpu_names() -> impl Iterator<Item = &'static str> {
 }
 
 impl Gpu {
+    /// A MIG profile of this GPU by name.
+    pub fn mig_profile(&self, name: &str) -> Option<&'static MigProfile> {
+        self.mig.iter().find(|p| p.name == name)
+    }
+
+    /// Its MIG profile names, for hints.
+    pub fn mig_names(&self) -> Vec<&'static str> {
+        self.mig.iter().map(|p| p.name).collect()
+    }
+
     /// What `cloud` offers for this GPU, if anything.
     pub fn offer(&self, cloud: Cloud) -> Option<&'static Offer> {
         self.offers.iter().find(|o| o.cloud == cloud)
@@ -401,12 +521,9 @@ impl Offer {
     }
 }
 
-/// Scheduling rules of a platform.
+/// Scheduling rules of a platform (its [`crate::platform::Platform`] row).
 pub fn scheduling(cloud: Cloud) -> &'static Scheduling {
-    SCHEDULING
-        .iter()
-        .find(|s| s.cloud == cloud)
-        .unwrap_or(&SCHEDULING[SCHEDULING.len() - 1])
+    &crate::platform::of(cloud).scheduling
 }
 
 /// The smallest general-purpose type on `cloud` with at least `cpu` vCPUs and `memory_gib` GiB.
@@ -457,7 +574,8 @@ mod tests {
     fn every_gpu_runs_on_prem_and_somewhere_managed() {
         for g in GPUS {
             assert!(g.offer(Cloud::Onprem).is_some(), "{}", g.name);
-            assert!(g.offers.len() >= 2, "{}", g.name);
+            assert!(g.offers.len() >= 2 || g.edge, "{}", g.name);
+            assert_eq!(g.edge, g.offers.len() == 1, "{}", g.name);
         }
     }
 }

@@ -125,23 +125,38 @@ pub enum InitCloud {
     Onprem,
 }
 
+/// `--templates`, shared by every command that renders.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TemplatesArg {
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long = "templates", id = "templates", value_name = "TEMPLATES")]
+    pub folder: Option<PathBuf>,
+}
+
+impl TemplatesArg {
+    /// The folder given, if any.
+    pub fn as_deref(&self) -> Option<&std::path::Path> {
+        self.folder.as_deref()
+    }
+}
+
 /// `render` options.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// Write files here instead of printing manifests to stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
 }
 
 /// `diff` options.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -168,9 +183,9 @@ pub struct ApplyArgs {
     /// Take ownership of fields other managers own.
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
     /// Requests in flight at once within an apply group.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -202,9 +217,9 @@ pub struct DeleteArgs {
     /// Do not ask (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
 }
 
 /// `gitops` options.
@@ -219,9 +234,9 @@ pub struct GitopsArgs {
     /// Overwrite (or delete) generated files that were edited by hand or not written by mldeploy.
     #[arg(long)]
     pub force: bool,
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
 }
 
 /// `infra` options.
@@ -259,9 +274,9 @@ pub struct InfraTarget {
     /// else `tofu`, on PATH.
     #[arg(long, env = "MLDEPLOY_TERRAFORM")]
     pub terraform: Option<PathBuf>,
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
 }
 
 /// `infra plan` options.

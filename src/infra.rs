@@ -352,41 +352,23 @@ pub struct ExecPlugin {
     pub install_hint: &'static str,
 }
 
-/// The plugin of each cloud: `gke-gcloud-auth-plugin`, `aws eks get-token`, `kubelogin`. None on
-/// onprem, whose credentials are those of an existing context.
+/// The plugin of a cloud (its [`crate::platform::Platform`] row): `gke-gcloud-auth-plugin`,
+/// `aws eks get-token`, `kubelogin`. None on onprem, whose credentials are those of an existing
+/// context.
 pub fn exec_plugin(cloud: Cloud, cluster_name: &str, region: &str) -> Option<ExecPlugin> {
-    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match cloud {
-        Cloud::Gcp => Some(ExecPlugin {
-            command: "gke-gcloud-auth-plugin",
-            args: Vec::new(),
-            install_hint: "install it: `gcloud components install gke-gcloud-auth-plugin` (or the google-cloud-cli-gke-gcloud-auth-plugin package), then `gcloud auth login`",
-        }),
-        Cloud::Aws => Some(ExecPlugin {
-            command: "aws",
-            args: strings(&[
-                "eks",
-                "get-token",
-                "--cluster-name",
-                cluster_name,
-                "--region",
-                region,
-            ]),
-            install_hint: "install the AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), then `aws configure` or `aws sso login`",
-        }),
-        Cloud::Azure => Some(ExecPlugin {
-            command: "kubelogin",
-            args: strings(&[
-                "get-token",
-                "--login",
-                "azurecli",
-                "--server-id",
-                AKS_SERVER_ID,
-            ]),
-            install_hint: "install it: `az aks install-cli` (or https://azure.github.io/kubelogin/install.html), then `az login`",
-        }),
-        Cloud::Onprem => None,
-    }
+    let spec = crate::platform::of(cloud).exec_plugin?;
+    Some(ExecPlugin {
+        command: spec.command,
+        args: spec
+            .args
+            .iter()
+            .map(|a| {
+                a.replace("{cluster}", cluster_name)
+                    .replace("{region}", region)
+            })
+            .collect(),
+        install_hint: spec.install_hint,
+    })
 }
 
 /// Terraform's outputs (`terraform output -json`): their values by name.
@@ -397,22 +379,6 @@ pub fn parse_outputs(json: &str) -> Result<BTreeMap<String, Value>, String> {
         .into_iter()
         .map(|(k, v)| (k, v.get("value").cloned().unwrap_or(Value::Null)))
         .collect())
-}
-
-/// Outputs each cloud's kubeconfig needs.
-fn needed_outputs(cloud: Cloud) -> &'static [&'static str] {
-    match cloud {
-        Cloud::Gcp | Cloud::Azure => {
-            &["cluster_name", "cluster_endpoint", "cluster_ca_certificate"]
-        }
-        Cloud::Aws => &[
-            "cluster_name",
-            "cluster_endpoint",
-            "cluster_ca_certificate",
-            "region",
-        ],
-        Cloud::Onprem => &[],
-    }
 }
 
 /// A kubeconfig (as JSON, which is YAML too) for a managed cluster from Terraform's outputs, with
@@ -428,7 +394,8 @@ pub fn managed_kubeconfig(
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
-    let missing: Vec<&'static str> = needed_outputs(cloud)
+    let missing: Vec<&'static str> = crate::platform::of(cloud)
+        .kubeconfig_outputs
         .iter()
         .copied()
         .filter(|k| get(k).is_none())
@@ -444,7 +411,7 @@ pub fn managed_kubeconfig(
         "command": plugin.command,
         "args": plugin.args,
         "installHint": plugin.install_hint,
-        "provideClusterInfo": cloud == Cloud::Gcp,
+        "provideClusterInfo": crate::platform::of(cloud).exec_plugin.is_some_and(|p| p.provide_cluster_info),
     });
     if plugin.args.is_empty() {
         exec.as_object_mut().map(|e| e.remove("args"));

@@ -4,18 +4,16 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, Error, emit, exit, load_project};
+use super::{Ctx, Error, emit, exit, print_json};
 use crate::cli::GitopsArgs;
 use crate::gitops::{self, Plan};
-use crate::render::{Templates, templates::user_dir};
 
 pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
-    let project = load_project(ctx)?;
+    let project = ctx.project()?;
     if ctx.global.env.is_some() {
         errln!("note: gitops writes every environment; --env (MLDEPLOY_ENV) is ignored");
     }
-    let dir = user_dir(&ctx.global.config, args.templates.as_deref());
-    let templates = Templates::load(dir.as_deref())?;
+    let templates = ctx.templates(&args.templates)?;
     let tree = gitops::generate(&project, &templates)?;
     let repo_base = project.gitops.as_ref().map(gitops::repo_base);
     // `gitops.path` and the default are folders of the repository the config lives in: they
@@ -64,7 +62,7 @@ pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
                 "conflicts": plan.conflicts,
                 "diff": diff,
             });
-            emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+            print_json(&doc);
         } else {
             emit(&diff);
             if up_to_date {
@@ -109,7 +107,7 @@ pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
                 "conflicts": plan.conflicts,
                 "errors": [{"message": message, "hint": hint}],
             });
-            emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+            print_json(&doc);
         }
         errln!("error: {message}");
         for c in &plan.conflicts {
@@ -130,7 +128,7 @@ pub(super) fn run(ctx: &Ctx, args: &GitopsArgs) -> Result<i32, Error> {
             "conflicts": [],
             "unchanged": plan.unchanged,
         });
-        emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+        print_json(&doc);
     } else if plan.up_to_date() {
         errln!(
             "gitops: {shown} is up to date ({} files); nothing written",

@@ -2,9 +2,10 @@
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use super::{Ctx, Error, exit};
-use crate::catalog::{GPUS, MACHINES, SCHEDULING};
+use super::{Ctx, Error, exit, print_json};
+use crate::catalog::{GPUS, MACHINES};
 use crate::config::Cloud;
+use crate::platform::PLATFORMS;
 
 pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
     if ctx.json() {
@@ -12,14 +13,15 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             .iter()
             .map(|(c, list)| (c.name().to_string(), serde_json::json!(list)))
             .collect();
-        let doc = serde_json::json!({"gpus": GPUS, "scheduling": SCHEDULING, "machines": machines});
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let scheduling: Vec<_> = PLATFORMS.iter().map(|p| p.scheduling).collect();
+        let doc = serde_json::json!({"gpus": GPUS, "scheduling": scheduling, "machines": machines});
+        print_json(&doc);
         return Ok(exit::OK);
     }
     outln!("{}", table());
     outln!();
     outln!("Scheduling (GPUs are requested in limits: nvidia.com/gpu):");
-    for s in SCHEDULING {
+    for s in PLATFORMS.iter().map(|p| &p.scheduling) {
         let taint = s
             .taint
             .as_ref()

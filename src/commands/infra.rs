@@ -7,12 +7,12 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::{Ctx, Error, emit, exit, load_project};
+use super::{Ctx, Error, emit, exit, print_json};
 use crate::cli::{InfraAction, InfraArgs, InfraKubeconfigArgs, InfraTarget};
 use crate::config::Cloud;
 use crate::infra::{self, Action, Approval, Diagnosis, InitSettings};
 use crate::model::{ClusterModel, Project};
-use crate::render::{self, Templates, templates::user_dir};
+use crate::render;
 
 /// Largest kubeconfig file read (they are kilobytes; a FIFO or a device stops here).
 const MAX_KUBECONFIG_BYTES: usize = 16 * 1024 * 1024;
@@ -185,8 +185,7 @@ fn workspace(
         ));
     }
     let terraform = find_terraform(target.terraform.as_deref())?;
-    let templates =
-        Templates::load(user_dir(&ctx.global.config, target.templates.as_deref()).as_deref())?;
+    let templates = ctx.templates(&target.templates)?;
     let files = render::render_cluster(project, &cluster, &templates)?;
 
     let config_dir = config_dir(ctx);
@@ -450,7 +449,7 @@ fn terraform(
             )),
         ));
     };
-    let project = load_project(ctx)?;
+    let project = ctx.project()?;
     let cluster = pick_cluster(ctx, &project, target.cluster.as_deref())?;
     let ws = workspace(ctx, &project, cluster, target)?;
     let _interrupts = wait_out_interrupts();
@@ -488,17 +487,13 @@ fn terraform(
         return Err(failed(&ws, action.name(), &ran));
     }
     if ctx.json() {
-        emit(
-            &(serde_json::to_string_pretty(&json!({
-                "ok": true,
-                "cluster": ws.cluster.name,
-                "action": action.name(),
-                "changes": code == exit::CHANGES,
-                "dir": ws.dir.display().to_string(),
-            }))
-            .unwrap_or_default()
-                + "\n"),
-        );
+        print_json(&json!({
+            "ok": true,
+            "cluster": ws.cluster.name,
+            "action": action.name(),
+            "changes": code == exit::CHANGES,
+            "dir": ws.dir.display().to_string(),
+        }));
     }
     Ok(code)
 }
@@ -544,7 +539,7 @@ fn read_kubeconfig(path: &Path) -> Result<Option<Value>, Error> {
 }
 
 fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
-    let project = load_project(ctx)?;
+    let project = ctx.project()?;
     let cluster = pick_cluster(ctx, &project, args.target.cluster.as_deref())?;
     let name = infra::context_name(&project.name, cluster);
     let kubeconfig = if cluster.cloud == Cloud::Onprem {
@@ -596,17 +591,13 @@ fn kubeconfig(ctx: &Ctx, args: &InfraKubeconfigArgs) -> Result<i32, Error> {
         infra::write_kubeconfig(&path, &to_yaml(&merged)?)?;
     }
     if ctx.json() {
-        emit(
-            &(serde_json::to_string_pretty(&json!({
-                "ok": true,
-                "context": name,
-                "kubeconfig": path.display().to_string(),
-                "changed": changed,
-                "legacyContext": legacy_note.as_ref().map(|_| legacy.clone()),
-            }))
-            .unwrap_or_default()
-                + "\n"),
-        );
+        print_json(&json!({
+            "ok": true,
+            "context": name,
+            "kubeconfig": path.display().to_string(),
+            "changed": changed,
+            "legacyContext": legacy_note.as_ref().map(|_| legacy.clone()),
+        }));
     } else {
         if changed {
             errln!("wrote context `{name}` to {}", path.display());

@@ -15,8 +15,9 @@ mod validate;
 
 use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, Global, Output};
+use crate::cli::{Cli, Command, Global, Output, TemplatesArg};
 use crate::diag::Report;
+use crate::render::{Templates, templates::user_dir};
 
 /// Exit codes are interface: 0 ok, 1 error, 2 changes found (`diff`, `gitops --check`), 3 SLO
 /// breached (`test`, `promote`).
@@ -89,6 +90,58 @@ impl Ctx {
     pub fn json(&self) -> bool {
         self.global.output == Output::Json
     }
+
+    /// Loads and resolves the config named by `-f`.
+    pub fn project(&self) -> Result<crate::model::Project, Error> {
+        load_project(self)
+    }
+
+    /// The template set: built-ins under `--templates` (or `templates/` next to the config).
+    pub fn templates(&self, arg: &TemplatesArg) -> Result<Templates, Error> {
+        let dir = user_dir(&self.global.config, arg.as_deref());
+        Ok(Templates::load(dir.as_deref())?)
+    }
+
+    /// Load → pick the environment (`--env`, or the only one) → render: what every command that
+    /// works on an environment starts with.
+    pub fn render(&self, arg: &TemplatesArg) -> Result<Rendered, Error> {
+        let project = self.project()?;
+        let env = crate::render::pick_env(&project, self.global.env.as_deref())?
+            .name
+            .clone();
+        let templates = self.templates(arg)?;
+        let bundle = crate::render::render_env(&project, &project.environments[&env], &templates)?;
+        Ok(Rendered {
+            project,
+            env,
+            templates,
+            bundle,
+        })
+    }
+}
+
+/// An environment rendered: the project it came from and its bundle.
+pub struct Rendered {
+    /// The resolved project.
+    pub project: crate::model::Project,
+    /// Name of the environment.
+    pub env: String,
+    /// The templates it was rendered with.
+    pub templates: Templates,
+    /// Terraform files and manifests.
+    pub bundle: crate::bundle::Bundle,
+}
+
+impl Rendered {
+    /// The environment.
+    pub fn env(&self) -> &crate::model::Env {
+        &self.project.environments[&self.env]
+    }
+}
+
+/// Prints `value` as pretty JSON (one document, newline-terminated) on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    emit(&(serde_json::to_string_pretty(value).unwrap_or_default() + "\n"));
 }
 
 /// Why a command failed.
@@ -202,7 +255,7 @@ fn report_error(ctx: &Ctx, e: &Error) {
                 serde_json::json!({"ok": false, "errors": [{"message": message, "hint": hint}]})
             }
         };
-        emit(&(serde_json::to_string_pretty(&body).unwrap_or_default() + "\n"));
+        print_json(&body);
     }
     match e {
         Error::Report(r) => err!("{}", r.render(ctx.color)),

@@ -1,15 +1,11 @@
 //! `mldeploy render`: an environment's Terraform and manifests, to a folder or stdout.
 
-use super::{Ctx, Error, exit, load_project};
+use super::{Ctx, Error, exit, print_json};
 use crate::cli::RenderArgs;
-use crate::render::{self, Templates, templates::user_dir};
 
 pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
-    let project = load_project(ctx)?;
-    let env = render::pick_env(&project, ctx.global.env.as_deref())?;
-    let dir = user_dir(&ctx.global.config, args.templates.as_deref());
-    let templates = Templates::load(dir.as_deref())?;
-    let bundle = render::render_env(&project, env, &templates)?;
+    let rendered = ctx.render(&args.templates)?;
+    let (env, bundle) = (rendered.env(), &rendered.bundle);
     match &args.out {
         Some(out) => {
             let files = bundle.write_to(out)?;
@@ -20,7 +16,7 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
                     "out": out.display().to_string(),
                     "files": files,
                 });
-                outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                print_json(&doc);
             } else {
                 errln!(
                     "rendered env {} ({} objects, {} Terraform files) into {}",
@@ -34,10 +30,7 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
         None if ctx.json() => {
             let objects: Vec<serde_json::Value> =
                 bundle.manifests.iter().map(|m| m.object()).collect();
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&objects).unwrap_or_default()
-            );
+            print_json(&objects);
         }
         None => out!("{}", bundle.to_stream()),
     }

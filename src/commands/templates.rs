@@ -23,10 +23,7 @@ pub(super) fn run(ctx: &Ctx, action: &TemplatesAction) -> Result<i32, Error> {
                         serde_json::json!({"name": t.name, "origin": origin, "path": path})
                     })
                     .collect();
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).unwrap_or_default()
-                );
+                super::print_json(&list);
             } else {
                 for t in templates.iter() {
                     let (origin, path) = origin(&t.origin);

@@ -1,6 +1,6 @@
 //! `mldeploy validate`: check everything, say what was checked, or list every problem.
 
-use super::{Ctx, Error, exit, load_project};
+use super::{Ctx, Error, exit};
 use crate::model::{Project, Source};
 
 /// What `validate` checks, in the order a user would read it.
@@ -13,7 +13,7 @@ const CHECKED: &[&str] = &[
 ];
 
 pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
-    let project = load_project(ctx)?;
+    let project = ctx.project()?;
     if let Some(env) = &ctx.global.env {
         crate::render::pick_env(&project, Some(env))?;
     }
@@ -25,7 +25,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             "checked": CHECKED,
             "project": project,
         });
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        super::print_json(&doc);
         return Ok(exit::OK);
     }
     out!("{}", summary(&file, &project));

@@ -17,6 +17,8 @@ use crate::config::{
     self, Cloud, Cluster, Distribution, GitopsEngine, Loaded, ModelSpec, Runtime, Server,
 };
 use crate::diag::{Problem, Report};
+use crate::platform;
+use crate::runtime::{self, GpuPlacement, RuntimeSpec};
 use crate::suggest::closest;
 use quantity::{QUANTITY_HINT, Quantity};
 
@@ -583,12 +585,18 @@ fn check_layer_fields(ck: &mut Checker<'_>, path: &[Seg], spec: &ModelSpec) {
 fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -> ClusterModel {
     let path = [key("clusters"), key(name)];
     ck.label(&path, "cluster", name);
-    let managed = c.cloud != Cloud::Onprem;
+    let plat = platform::of(c.cloud);
+    let managed = plat.managed;
     if managed && c.region.is_none() {
+        let examples: Vec<&str> = platform::PLATFORMS
+            .iter()
+            .filter(|p| p.managed)
+            .map(|p| p.region_example)
+            .collect();
         ck.at(
             &path,
             format!("a {} cluster needs a `region`", c.cloud.name()),
-            Some("e.g. region: europe-west4 / eu-central-1 / westeurope".into()),
+            Some(format!("e.g. region: {}", examples.join(" / "))),
         );
     }
     if !managed && c.region.is_some() {
@@ -598,12 +606,12 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
             None,
         );
     }
-    for (field, set, cloud) in [
-        ("gcp", c.gcp.is_some(), Cloud::Gcp),
-        ("aws", c.aws.is_some(), Cloud::Aws),
-        ("azure", c.azure.is_some(), Cloud::Azure),
+    for (field, set) in [
+        ("gcp", c.gcp.is_some()),
+        ("aws", c.aws.is_some()),
+        ("azure", c.azure.is_some()),
     ] {
-        if set && c.cloud != cloud {
+        if set && plat.settings != Some(field) {
             ck.at(
                 &join(&path, &[key(field)]),
                 format!("`{field}` settings on a {} cluster", c.cloud.name()),
@@ -611,19 +619,16 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
             );
         }
     }
-    if c.cloud == Cloud::Gcp && c.gcp.is_none() {
-        ck.at(
-            &path,
-            "a gcp cluster needs `gcp: {project: ...}`",
-            Some("the GCP project id".into()),
-        );
-    }
-    if c.cloud == Cloud::Azure && c.azure.is_none() {
-        ck.at(
-            &path,
-            "an azure cluster needs `azure: {resourceGroup: ...}`",
-            Some("the resource group that holds the cluster".into()),
-        );
+    let has_settings = match plat.settings {
+        Some("gcp") => c.gcp.is_some(),
+        Some("aws") => c.aws.is_some(),
+        Some("azure") => c.azure.is_some(),
+        _ => true,
+    };
+    if let Some((message, hint)) = plat.settings_required
+        && !has_settings
+    {
+        ck.at(&path, message, Some(hint.into()));
     }
     if c.distribution.is_some() && managed {
         ck.at(
@@ -690,16 +695,6 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
     }
 }
 
-/// The backend each cloud keeps state in, besides `local` (which fits every cloud).
-fn state_backend_of(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Gcp => "gcs",
-        Cloud::Aws => "s3",
-        Cloud::Azure => "azurerm",
-        Cloud::Onprem => "kubernetes",
-    }
-}
-
 /// Checks a cluster's `state` and fills in its defaults. Each cloud keeps state in its own
 /// storage (or a local file): Terraform for a cluster runs with that cloud's credentials, and
 /// state in another cloud would need a second set; state in a Secret of a cluster Terraform
@@ -712,7 +707,7 @@ fn check_state(
     c: &Cluster,
 ) -> Option<StateBackend> {
     let spath = join(cpath, &[key("state")]);
-    let own = state_backend_of(c.cloud);
+    let own = platform::of(c.cloud).state_backend;
     let defaults = names::StateDefaults::new(project, name);
     let Some(s) = &c.state else {
         // Bad project or cluster names are reported as such; this is about the length.
@@ -782,12 +777,11 @@ fn check_state(
             _ => format!(
                 "Terraform for a cluster on {} runs with {} credentials; state in {} would need a second set",
                 c.cloud.name(),
-                cloud_title(c.cloud),
-                match kind {
-                    "gcs" => "Google Cloud Storage",
-                    "s3" => "Amazon S3",
-                    _ => "Azure Storage",
-                }
+                platform::of(c.cloud).title,
+                platform::PLATFORMS
+                    .iter()
+                    .find(|p| p.state_backend == kind)
+                    .map_or("another cloud", |p| p.state_storage)
             ),
         };
         ck.at(
@@ -926,50 +920,25 @@ fn check_gitops_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn cloud_title(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Gcp => "Google Cloud",
-        Cloud::Aws => "AWS",
-        Cloud::Azure => "Azure",
-        Cloud::Onprem => "kubeconfig",
-    }
-}
-
 /// A `state` block for a cloud, for hints.
 pub fn state_example(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Gcp => "`state: {gcs: {bucket: my-tfstate}}`",
-        Cloud::Aws => "`state: {s3: {bucket: my-tfstate, dynamodbTable: tfstate-lock}}`",
-        Cloud::Azure => "`state: {azurerm: {storageAccount: mytfstate, container: tfstate}}`",
-        Cloud::Onprem => "`state: {kubernetes: {}}`",
-    }
+    platform::of(cloud).state_example
 }
 
-/// Node pool names each cloud accepts beyond DNS labels: AKS at most 12 lowercase letters and
-/// digits starting with a letter, GKE at most 40 characters starting with a letter.
+/// Node pool names the cloud accepts beyond DNS labels (its platform row's rule).
 fn pool_name_rules(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, name: &str) {
-    let starts_with_letter = name.starts_with(|c: char| c.is_ascii_lowercase());
-    match cloud {
-        Cloud::Azure if name.len() > 12 || name.contains('-') || !starts_with_letter => {
-            let mut fix: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
-            if !fix.starts_with(|c: char| c.is_ascii_lowercase()) {
-                fix.insert(0, 'p');
-            }
-            fix.truncate(12);
-            ck.at(
-                path,
-                format!("AKS node pool name `{name}` must be 1 to 12 lowercase letters and digits, starting with a letter"),
-                Some(format!("e.g. `{fix}`")),
-            );
-        }
-        Cloud::Gcp if name.len() > 40 || !starts_with_letter => ck.at(
+    let p = platform::of(cloud);
+    if let Some(rule) = p.pool_names
+        && !rule.accepts(name)
+    {
+        ck.at(
             path,
             format!(
-                "GKE node pool name `{name}` must be at most 40 characters and start with a letter"
+                "{} node pool name `{name}` must be {}",
+                p.product, rule.rule
             ),
-            None,
-        ),
-        _ => {}
+            Some(format!("e.g. `{}`", rule.fix(name))),
+        );
     }
 }
 
@@ -1284,6 +1253,8 @@ fn resolve_models(
     out
 }
 
+/// Checks one merged model: each named check below looks at one concern and records its
+/// problems; the model is built only when none of them found one.
 fn check_model(
     mc: &mut ModelCheck<'_>,
     spec: &ModelSpec,
@@ -1292,7 +1263,48 @@ fn check_model(
 ) -> Option<Model> {
     let before = mc.found.len();
     let name = spec.name.clone().unwrap_or_default();
+    let source = check_source(mc, spec, &name);
+    // The default follows what the model asked for, even when its source has a problem.
+    let runtime = spec.runtime.unwrap_or(match (&spec.image, spec.server) {
+        (None, Some(_)) => Runtime::Kserve,
+        _ => Runtime::Deployment,
+    });
+    let rt = runtime::spec(runtime);
+    check_runtime_serves(mc, spec, rt);
+    let replicas = check_replicas(mc, spec);
+    let (cpu, memory) = check_resources(mc, spec);
+    let gpu = check_model_gpu(mc, spec, cluster, env_name);
+    if let (Some(g), Some(c)) = (&gpu, cluster) {
+        check_gpu_fit(mc, g, c, env_name);
+    }
+    let (env, secret_env) = check_env(mc, spec);
+    let autoscale = check_autoscale(mc, spec, rt);
+    let canary = check_canary(mc, spec, rt, source.as_ref());
+    let slo = slo::check_slo(mc, spec.slo.as_ref());
+    let test = slo::check_test(mc, spec.test.as_ref());
 
+    if mc.found.len() > before {
+        return None;
+    }
+    Some(Model {
+        name,
+        runtime,
+        source: source?,
+        replicas: u32::try_from(replicas).unwrap_or(0),
+        cpu,
+        memory,
+        gpu,
+        env,
+        secret_env,
+        autoscale,
+        canary,
+        slo,
+        test,
+    })
+}
+
+/// `image`, or `server` + `modelUri` (with its storage Secret).
+fn check_source(mc: &mut ModelCheck<'_>, spec: &ModelSpec, name: &str) -> Option<Source> {
     let source = match (&spec.image, spec.server, &spec.model_uri) {
         (Some(image), None, None) => {
             if image.trim().is_empty() || image.contains(char::is_whitespace) {
@@ -1344,10 +1356,11 @@ fn check_model(
             None
         }
         (None, None, Some(_)) => {
+            let servers: Vec<&str> = runtime::SERVERS.iter().map(|s| s.server.name()).collect();
             mc.at(
                 &[key("modelUri")],
                 "`modelUri` needs `server`",
-                Some("servers: sklearn, xgboost, mlflow, tensorflow, triton, huggingface".into()),
+                Some(format!("servers: {}", servers.join(", "))),
             );
             None
         }
@@ -1390,27 +1403,45 @@ fn check_model(
             None,
         );
     }
+    source
+}
 
-    let runtime = spec.runtime.unwrap_or(match source {
-        Some(Source::Prepackaged { .. }) => Runtime::Kserve,
-        _ => Runtime::Deployment,
-    });
-    if runtime == Runtime::SeldonV2 && spec.image.is_some() {
+/// What the runtime's row says it serves: custom images, prepackaged servers, GPUs.
+fn check_runtime_serves(mc: &mut ModelCheck<'_>, spec: &ModelSpec, rt: &RuntimeSpec) {
+    let name = rt.runtime.name();
+    if spec.image.is_some() && !rt.images {
         mc.at(
             &[key("image")],
-            "runtime `seldon-v2` serves prepackaged servers only (`server` + `modelUri`)",
-            Some("for a custom image use runtime `deployment`, `seldon` or `kserve`".into()),
+            format!("runtime `{name}` serves prepackaged servers only (`server` + `modelUri`)"),
+            Some(format!(
+                "for a custom image use runtime {}",
+                runtime::names_where(|r| r.images)
+            )),
         );
     }
-
-    if runtime == Runtime::SeldonV2 && spec.gpu.is_some() {
+    if spec.server.is_some() && spec.image.is_none() && !rt.prepackaged {
+        mc.at(
+            &[key("server")],
+            format!("runtime `{name}` serves custom images only (`image`)"),
+            Some(format!(
+                "for a prepackaged server use runtime {}",
+                runtime::names_where(|r| r.prepackaged)
+            )),
+        );
+    }
+    if spec.gpu.is_some() && rt.gpus == GpuPlacement::Server {
         mc.at(
             &[key("gpu")],
-            "runtime `seldon-v2` places models on shared Servers; GPUs belong to the Server, not the Model",
-            Some("use runtime `kserve`, `seldon` or `deployment` for a model with its own GPUs".into()),
+            format!("runtime `{name}` places models on shared Servers; GPUs belong to the Server, not the Model"),
+            Some(format!(
+                "use runtime {} for a model with its own GPUs",
+                runtime::names_where(|r| r.gpus == GpuPlacement::Pod)
+            )),
         );
     }
+}
 
+fn check_replicas(mc: &mut ModelCheck<'_>, spec: &ModelSpec) -> i64 {
     let replicas = spec.replicas.unwrap_or(1);
     if replicas < 0 {
         mc.at(
@@ -1419,7 +1450,11 @@ fn check_model(
             None,
         );
     }
+    replicas
+}
 
+/// CPU and memory quantities, with defaults.
+fn check_resources(mc: &mut ModelCheck<'_>, spec: &ModelSpec) -> (String, String) {
     let mut quantity = |field: &str, default: &str, what: &str| -> String {
         let value = spec.resources.as_ref().and_then(|r| {
             if field == "cpu" {
@@ -1450,68 +1485,82 @@ fn check_model(
     };
     let cpu = quantity("cpu", DEFAULT_CPU, "CPU");
     let memory = quantity("memory", DEFAULT_MEMORY, "memory");
+    (cpu, memory)
+}
 
-    let gpu = match &spec.gpu {
-        None => None,
-        Some(req) => {
-            let cloud = cluster.map(|c| c.cloud);
-            let where_ = cluster
-                .map(|c| format!(" (cluster `{}` of environment `{env_name}`)", c.name))
-                .unwrap_or_default();
-            let mut gck = Checker {
-                root: mc.node,
-                problems: Vec::new(),
-            };
-            let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_);
-            for p in gck.problems {
-                let rel = match p.path.rsplit('.').next() {
-                    Some("count") => vec![key("gpu"), key("count")],
-                    Some("type") => vec![key("gpu"), key("type")],
-                    _ => vec![key("gpu")],
-                };
-                mc.at(&rel, p.message, p.hint);
-            }
-            found.map(|(g, count)| GpuUse {
-                kind: g.name,
-                count,
-                accelerator: cloud.and_then(|c| g.offer(c)).map(|o| o.accelerator),
-            })
-        }
+/// The model's GPU request against the catalog and the environment's platform.
+fn check_model_gpu(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+    cluster: Option<&ClusterModel>,
+    env_name: &str,
+) -> Option<GpuUse> {
+    let req = spec.gpu.as_ref()?;
+    let cloud = cluster.map(|c| c.cloud);
+    let where_ = cluster
+        .map(|c| format!(" (cluster `{}` of environment `{env_name}`)", c.name))
+        .unwrap_or_default();
+    let mut gck = Checker {
+        root: mc.node,
+        problems: Vec::new(),
     };
-    if let (Some(g), Some(c)) = (&gpu, cluster)
-        && c.cloud != Cloud::Onprem
-    {
-        let fits = c
-            .node_pools
-            .iter()
-            .filter_map(|p| p.gpu.as_ref().map(|pg| (p, pg)))
-            .filter(|(_, pg)| pg.kind == g.kind)
-            .collect::<Vec<_>>();
-        if fits.is_empty() {
-            mc.at(
-                &[key("gpu"), key("type")],
-                format!(
-                    "cluster `{}` (environment `{env_name}`) has no node pool with GPU type `{}`",
-                    c.name, g.kind
-                ),
-                Some(format!(
-                    "add `{{name: gpu-{}, gpu: {{type: {}, count: {}}}, min: 0, max: 2}}` to clusters.{}.nodePools",
-                    g.kind, g.kind, g.count, c.name
-                )),
-            );
-        } else if !fits.iter().any(|(_, pg)| pg.count >= g.count) {
-            let most = fits.iter().map(|(_, pg)| pg.count).max().unwrap_or(0);
-            mc.at(
-                &[key("gpu"), key("count")],
-                format!(
-                    "a replica asks for {} × {} but the nodes of cluster `{}` have at most {most}",
-                    g.count, g.kind, c.name
-                ),
-                Some("lower the count, or give a node pool more GPUs per node".into()),
-            );
-        }
+    let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_);
+    for p in gck.problems {
+        let rel = match p.path.rsplit('.').next() {
+            Some("count") => vec![key("gpu"), key("count")],
+            Some("type") => vec![key("gpu"), key("type")],
+            _ => vec![key("gpu")],
+        };
+        mc.at(&rel, p.message, p.hint);
     }
+    found.map(|(g, count)| GpuUse {
+        kind: g.name,
+        count,
+        accelerator: cloud.and_then(|c| g.offer(c)).map(|o| o.accelerator),
+    })
+}
 
+/// A managed cluster must have a node pool that can hold one replica's GPUs.
+fn check_gpu_fit(mc: &mut ModelCheck<'_>, g: &GpuUse, c: &ClusterModel, env_name: &str) {
+    if !platform::of(c.cloud).managed {
+        return;
+    }
+    let fits = c
+        .node_pools
+        .iter()
+        .filter_map(|p| p.gpu.as_ref().map(|pg| (p, pg)))
+        .filter(|(_, pg)| pg.kind == g.kind)
+        .collect::<Vec<_>>();
+    if fits.is_empty() {
+        mc.at(
+            &[key("gpu"), key("type")],
+            format!(
+                "cluster `{}` (environment `{env_name}`) has no node pool with GPU type `{}`",
+                c.name, g.kind
+            ),
+            Some(format!(
+                "add `{{name: gpu-{}, gpu: {{type: {}, count: {}}}, min: 0, max: 2}}` to clusters.{}.nodePools",
+                g.kind, g.kind, g.count, c.name
+            )),
+        );
+    } else if !fits.iter().any(|(_, pg)| pg.count >= g.count) {
+        let most = fits.iter().map(|(_, pg)| pg.count).max().unwrap_or(0);
+        mc.at(
+            &[key("gpu"), key("count")],
+            format!(
+                "a replica asks for {} × {} but the nodes of cluster `{}` have at most {most}",
+                g.count, g.kind, c.name
+            ),
+            Some("lower the count, or give a node pool more GPUs per node".into()),
+        );
+    }
+}
+
+/// Plain variables and variables from Secrets.
+fn check_env(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+) -> (BTreeMap<String, String>, Vec<config::SecretEnv>) {
     let mut env = BTreeMap::new();
     for (k, v) in spec.env.iter().flatten() {
         if let Err(e) = names::env_name(k) {
@@ -1555,143 +1604,146 @@ fn check_model(
             );
         }
     }
+    (env, secret_env)
+}
 
-    let autoscale = spec.autoscale.as_ref().and_then(|a| {
-        let (Some(min), Some(max)) = (a.min, a.max) else {
+/// Autoscaling bounds; only runtimes that scale to zero accept `min: 0`.
+fn check_autoscale(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+    rt: &RuntimeSpec,
+) -> Option<Autoscale> {
+    let a = spec.autoscale.as_ref()?;
+    let (Some(min), Some(max)) = (a.min, a.max) else {
+        mc.at(
+            &[key("autoscale")],
+            "`autoscale` needs `min` and `max`",
+            Some("autoscale: {min: 1, max: 4, cpuUtilization: 70}".into()),
+        );
+        return None;
+    };
+    let floor = if rt.scales_to_zero { 0 } else { 1 };
+    if min < floor {
+        mc.at(
+            &[key("autoscale"), key("min")],
+            format!("autoscale.min must be at least {floor}, not {min}"),
+            (floor == 1).then(|| {
+                format!(
+                    "only runtime {} scales to zero",
+                    runtime::names_where(|r| r.scales_to_zero)
+                )
+            }),
+        );
+    }
+    if max < 1 {
+        mc.at(
+            &[key("autoscale"), key("max")],
+            format!("autoscale.max must be at least 1, not {max}"),
+            None,
+        );
+    }
+    if min > max {
+        mc.at(
+            &[key("autoscale"), key("min")],
+            format!("autoscale.min ({min}) is larger than autoscale.max ({max})"),
+            Some("min ≤ max".into()),
+        );
+    }
+    let target = a
+        .cpu_utilization
+        .unwrap_or(i64::from(DEFAULT_CPU_UTILIZATION));
+    if !(1..=100).contains(&target) {
+        mc.at(
+            &[key("autoscale"), key("cpuUtilization")],
+            format!("cpuUtilization must be 1 to 100 (percent), not {target}"),
+            None,
+        );
+    }
+    Some(Autoscale {
+        min: u32::try_from(min).unwrap_or(0),
+        max: u32::try_from(max).unwrap_or(0),
+        cpu_utilization: u32::try_from(target).unwrap_or(DEFAULT_CPU_UTILIZATION),
+    })
+}
+
+/// A canary: its traffic share, a runtime that splits traffic, and a source of the model's kind.
+fn check_canary(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+    rt: &RuntimeSpec,
+    source: Option<&Source>,
+) -> Option<Canary> {
+    let c = spec.canary.as_ref()?;
+    let traffic = match c.traffic {
+        Some(t) if (0..=100).contains(&t) => t,
+        Some(t) => {
             mc.at(
-                &[key("autoscale")],
-                "`autoscale` needs `min` and `max`",
-                Some("autoscale: {min: 1, max: 4, cpuUtilization: 70}".into()),
-            );
-            return None;
-        };
-        let a = (min, max, a.cpu_utilization);
-        let floor = if runtime == Runtime::Kserve { 0 } else { 1 };
-        let (min, max, target) = a;
-        if min < floor {
-            mc.at(
-                &[key("autoscale"), key("min")],
-                format!("autoscale.min must be at least {floor}, not {min}"),
-                (floor == 1).then(|| "only runtime `kserve` scales to zero".to_string()),
-            );
-        }
-        if max < 1 {
-            mc.at(
-                &[key("autoscale"), key("max")],
-                format!("autoscale.max must be at least 1, not {max}"),
+                &[key("canary"), key("traffic")],
+                format!("canary traffic must be 0 to 100 (percent), not {t}"),
                 None,
             );
+            0
         }
-        if min > max {
-            mc.at(
-                &[key("autoscale"), key("min")],
-                format!("autoscale.min ({min}) is larger than autoscale.max ({max})"),
-                Some("min ≤ max".into()),
-            );
-        }
-        let target = target.unwrap_or(i64::from(DEFAULT_CPU_UTILIZATION));
-        if !(1..=100).contains(&target) {
-            mc.at(
-                &[key("autoscale"), key("cpuUtilization")],
-                format!("cpuUtilization must be 1 to 100 (percent), not {target}"),
-                None,
-            );
-        }
-        Some(Autoscale {
-            min: u32::try_from(min).unwrap_or(0),
-            max: u32::try_from(max).unwrap_or(0),
-            cpu_utilization: u32::try_from(target).unwrap_or(DEFAULT_CPU_UTILIZATION),
-        })
-    });
-
-    let canary = spec.canary.as_ref().and_then(|c| {
-        let traffic = match c.traffic {
-            Some(t) if (0..=100).contains(&t) => t,
-            Some(t) => {
-                mc.at(
-                    &[key("canary"), key("traffic")],
-                    format!("canary traffic must be 0 to 100 (percent), not {t}"),
-                    None,
-                );
-                0
-            }
-            None => {
-                mc.at(
-                    &[key("canary")],
-                    "`canary` needs `traffic` (percent)",
-                    Some("canary: {image: registry/repo:new-tag, traffic: 10}".into()),
-                );
-                0
-            }
-        };
-        if runtime == Runtime::Deployment {
+        None => {
             mc.at(
                 &[key("canary")],
-                "runtime `deployment` cannot split traffic for a canary",
-                Some("use runtime `seldon`, `seldon-v2` or `kserve` for canaries".into()),
+                "`canary` needs `traffic` (percent)",
+                Some("canary: {image: registry/repo:new-tag, traffic: 10}".into()),
             );
+            0
         }
-        let src = match (&source, &c.image, &c.model_uri) {
-            (Some(Source::Image { port, .. }), Some(image), None) => Some(Source::Image {
-                image: image.clone(),
-                port: *port,
-            }),
-            (
-                Some(Source::Prepackaged {
-                    server,
-                    storage_secret,
-                    ..
-                }),
-                None,
-                Some(uri),
-            ) => Some(Source::Prepackaged {
-                server: *server,
-                model_uri: uri.clone(),
-                storage_secret: storage_secret.clone(),
-            }),
-            (Some(Source::Image { .. }), _, _) => {
-                mc.at(
-                    &[key("canary")],
-                    "the canary of an image model sets `image` (and not `modelUri`)",
-                    Some("canary: {image: registry/repo:new-tag, traffic: 10}".into()),
-                );
-                None
-            }
-            (Some(Source::Prepackaged { .. }), _, _) => {
-                mc.at(
-                    &[key("canary")],
-                    "the canary of a server model sets `modelUri` (and not `image`)",
-                    Some("canary: {modelUri: gs://bucket/model/v2, traffic: 10}".into()),
-                );
-                None
-            }
-            (None, _, _) => None,
-        };
-        src.map(|source| Canary {
-            source,
-            traffic: u32::try_from(traffic).unwrap_or(0),
-        })
-    });
-
-    let slo = slo::check_slo(mc, spec.slo.as_ref());
-    let test = slo::check_test(mc, spec.test.as_ref());
-
-    if mc.found.len() > before {
-        return None;
+    };
+    if !rt.splits_traffic {
+        mc.at(
+            &[key("canary")],
+            format!(
+                "runtime `{}` cannot split traffic for a canary",
+                rt.runtime.name()
+            ),
+            Some(format!(
+                "use runtime {} for canaries",
+                runtime::names_where(|r| r.splits_traffic)
+            )),
+        );
     }
-    Some(Model {
-        name,
-        runtime,
-        source: source?,
-        replicas: u32::try_from(replicas).unwrap_or(0),
-        cpu,
-        memory,
-        gpu,
-        env,
-        secret_env,
-        autoscale,
-        canary,
-        slo,
-        test,
+    let src = match (source, &c.image, &c.model_uri) {
+        (Some(Source::Image { port, .. }), Some(image), None) => Some(Source::Image {
+            image: image.clone(),
+            port: *port,
+        }),
+        (
+            Some(Source::Prepackaged {
+                server,
+                storage_secret,
+                ..
+            }),
+            None,
+            Some(uri),
+        ) => Some(Source::Prepackaged {
+            server: *server,
+            model_uri: uri.clone(),
+            storage_secret: storage_secret.clone(),
+        }),
+        (Some(Source::Image { .. }), _, _) => {
+            mc.at(
+                &[key("canary")],
+                "the canary of an image model sets `image` (and not `modelUri`)",
+                Some("canary: {image: registry/repo:new-tag, traffic: 10}".into()),
+            );
+            None
+        }
+        (Some(Source::Prepackaged { .. }), _, _) => {
+            mc.at(
+                &[key("canary")],
+                "the canary of a server model sets `modelUri` (and not `image`)",
+                Some("canary: {modelUri: gs://bucket/model/v2, traffic: 10}".into()),
+            );
+            None
+        }
+        (None, _, _) => None,
+    };
+    src.map(|source| Canary {
+        source,
+        traffic: u32::try_from(traffic).unwrap_or(0),
     })
 }

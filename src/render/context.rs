@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::catalog;
 use crate::config::{Cloud, Distribution, Runtime, Server};
 use crate::model::{ClusterModel, Env, Model, Project, Source, StateBackend};
+use crate::runtime::{self, GpuPlacement, MetricsService};
 use crate::security;
 
 /// Label values are limited to 63 characters.
@@ -163,18 +164,15 @@ pub struct ModelCtx {
     pub security: ModelSecurityCtx,
 }
 
-/// Runtime-specific names of a prepackaged server.
+/// Runtime-specific names of a prepackaged server (its [`crate::runtime::ServerSpec`] row).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerCtx {
     /// Config name (`xgboost`).
     pub name: &'static str,
-    /// Seldon Core v1 `implementation`.
-    pub seldon_implementation: &'static str,
-    /// KServe `modelFormat.name`.
-    pub kserve_format: &'static str,
-    /// Seldon Core v2 `requirements`.
-    pub seldon_v2_requirements: &'static [&'static str],
+    /// The row: `seldonImplementation`, `kserveFormat`, `seldonV2Requirements`, ….
+    #[serde(flatten)]
+    pub spec: &'static crate::runtime::ServerSpec,
 }
 
 /// CPU, memory and GPUs.
@@ -382,12 +380,10 @@ pub fn backend(cluster: &ClusterModel) -> Option<Backend> {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Addons {
-    /// Seldon Core v1 operator.
-    pub seldon: bool,
-    /// Seldon Core v2.
-    pub seldon_v2: bool,
-    /// KServe (with cert-manager).
-    pub kserve: bool,
+    /// Runtime operators by their row's `addon.key` (`kserve`, `seldon`, `seldonV2`): whether a
+    /// model on the cluster uses the runtime.
+    #[serde(flatten)]
+    pub runtimes: BTreeMap<&'static str, bool>,
     /// kube-prometheus-stack.
     pub prometheus: bool,
     /// NVIDIA device plugin (platforms without a managed one, when GPUs are used).
@@ -396,23 +392,9 @@ pub struct Addons {
 
 /// Runtime-specific names of each prepackaged server.
 pub fn server(s: Server) -> ServerCtx {
-    let (seldon_implementation, kserve_format, seldon_v2_requirements): (
-        _,
-        _,
-        &'static [&'static str],
-    ) = match s {
-        Server::Sklearn => ("SKLEARN_SERVER", "sklearn", &["sklearn"]),
-        Server::Xgboost => ("XGBOOST_SERVER", "xgboost", &["xgboost"]),
-        Server::Mlflow => ("MLFLOW_SERVER", "mlflow", &["mlflow"]),
-        Server::Tensorflow => ("TENSORFLOW_SERVER", "tensorflow", &["tensorflow"]),
-        Server::Triton => ("TRITON_SERVER", "triton", &["triton"]),
-        Server::Huggingface => ("HUGGINGFACE_SERVER", "huggingface", &["huggingface"]),
-    };
     ServerCtx {
         name: s.name(),
-        seldon_implementation,
-        kserve_format,
-        seldon_v2_requirements,
+        spec: runtime::server(s),
     }
 }
 
@@ -587,31 +569,18 @@ fn scheduling(cluster: &ClusterModel, m: &Model) -> SchedulingCtx {
     }
 }
 
+/// Where Prometheus finds a model's metrics, by its runtime's row.
 fn metrics(runtime: Runtime, name: &str, selector: &BTreeMap<String, String>) -> MetricsCtx {
     let one = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
-    match runtime {
-        Runtime::Deployment => MetricsCtx {
-            service_selector: selector.clone(),
-            port: "http",
-            path: "/metrics",
+    let m = runtime::spec(runtime).metrics;
+    MetricsCtx {
+        service_selector: match m.service {
+            MetricsService::ModelSelector => selector.clone(),
+            MetricsService::LabelIsModelName(k) => one(k, name),
+            MetricsService::Label(k, v) => one(k, v),
         },
-        // Seldon Core v1 labels the Services it creates with the deployment id.
-        Runtime::Seldon => MetricsCtx {
-            service_selector: one("seldon-deployment-id", name),
-            port: "http",
-            path: "/prometheus",
-        },
-        // Seldon Core v2 serves models from shared Servers; their metrics are per server.
-        Runtime::SeldonV2 => MetricsCtx {
-            service_selector: one("app.kubernetes.io/name", "mlserver"),
-            port: "metrics",
-            path: "/metrics",
-        },
-        Runtime::Kserve => MetricsCtx {
-            service_selector: one("serving.kserve.io/inferenceservice", name),
-            port: "http",
-            path: "/metrics",
-        },
+        port: m.port,
+        path: m.path,
     }
 }
 
@@ -723,9 +692,14 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
     let mut namespaces: Vec<&str> = envs.iter().map(|e| e.namespace.as_str()).collect();
     namespaces.sort_unstable();
     namespaces.dedup();
+    // Runtimes that place models on Servers need a SeldonRuntime (and its Servers) per namespace.
     let mut seldon_v2_namespaces: Vec<&str> = envs
         .iter()
-        .filter(|e| e.models.iter().any(|m| m.runtime == Runtime::SeldonV2))
+        .filter(|e| {
+            e.models
+                .iter()
+                .any(|m| runtime::spec(m.runtime).gpus == GpuPlacement::Server)
+        })
         .map(|e| e.namespace.as_str())
         .collect();
     seldon_v2_namespaces.sort_unstable();
@@ -738,9 +712,10 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
         cluster,
         scheduling,
         addons: Addons {
-            seldon: uses(Runtime::Seldon),
-            seldon_v2: uses(Runtime::SeldonV2),
-            kserve: uses(Runtime::Kserve),
+            runtimes: runtime::RUNTIMES
+                .iter()
+                .filter_map(|r| r.addon.map(|a| (a.key, uses(r.runtime))))
+                .collect(),
             prometheus: p.monitoring.prometheus,
             device_plugin: any_gpu && scheduling.needs_device_plugin,
         },

@@ -1,0 +1,650 @@
+//! Serving runtimes as data: one [`RuntimeSpec`] row per runtime says what it serves, which object
+//! carries a model, when that object is ready, where its metrics and endpoint are, and which
+//! operator provides it. Validation, rendering, the cluster layer and the docs read these rows, so
+//! a new runtime is a row here plus a template folder `templates/runtimes/<name>/`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Runtime, Server};
+
+/// A Kubernetes kind by apiVersion and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kind {
+    /// `group/version` (or `v1`).
+    pub api_version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+}
+
+/// When a live object of a kind is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Readiness {
+    /// A workload rollout: the generation observed, every replica updated and available.
+    Rollout,
+    /// A `status.state` string equals `ready`; `status.description` says why not.
+    State {
+        /// The state that means ready (`Available`).
+        ready: &'static str,
+    },
+    /// A `Ready` condition with status `True`.
+    ReadyCondition,
+    /// Ready once applied (nothing to wait for).
+    Applied,
+}
+
+impl Readiness {
+    /// Whether objects with this rule are waited on.
+    pub fn waits(self) -> bool {
+        self != Readiness::Applied
+    }
+
+    /// Whether `obj` (a live object) is ready; Err says why not.
+    pub fn check(self, obj: &Value) -> Result<(), String> {
+        let status = &obj["status"];
+        match self {
+            Readiness::Applied => Ok(()),
+            Readiness::Rollout => {
+                let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
+                let observed = status["observedGeneration"].as_i64().unwrap_or(-1);
+                if observed < generation {
+                    return Err(format!(
+                        "rollout not observed yet (generation {generation}, observed {observed})"
+                    ));
+                }
+                let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+                let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
+                let available = status["availableReplicas"].as_i64().unwrap_or(0);
+                if updated < want {
+                    return Err(format!("{updated} of {want} replicas updated"));
+                }
+                if available < want {
+                    return Err(format!("{available} of {want} replicas available"));
+                }
+                Ok(())
+            }
+            Readiness::State { ready } => match status["state"].as_str() {
+                Some(s) if s == ready => Ok(()),
+                Some(state) => Err(format!(
+                    "state is {state}{}",
+                    status["description"]
+                        .as_str()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                )),
+                None => Err("no state yet".into()),
+            },
+            Readiness::ReadyCondition => {
+                let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+                match conditions.iter().find(|c| c["type"] == "Ready") {
+                    Some(c) if c["status"] == "True" => Ok(()),
+                    Some(c) => Err(format!(
+                        "Ready is {}{}",
+                        c["status"].as_str().unwrap_or("Unknown"),
+                        c["message"]
+                            .as_str()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    )),
+                    None => Err("no Ready condition yet".into()),
+                }
+            }
+        }
+    }
+}
+
+/// A kind a runtime renders and how its readiness is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Watched {
+    /// The kind.
+    pub kind: Kind,
+    /// Its readiness rule.
+    pub readiness: Readiness,
+}
+
+/// Where `mldeploy status` reads replica counts of the serving object: JSON pointers, where a
+/// `*` segment sums over every element (array) or value (object) at that point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusFields {
+    /// Desired replicas: the first pointer that is present wins.
+    pub desired: &'static [&'static str],
+    /// Ready replicas.
+    pub ready: Option<&'static str>,
+    /// A missing ready count reads as 0 (the field is left out while nothing is ready).
+    pub ready_defaults_to_zero: bool,
+}
+
+impl StatusFields {
+    /// (desired, ready) replicas of a live object.
+    pub fn read(&self, obj: &Value) -> (Option<i64>, Option<i64>) {
+        let desired = self.desired.iter().find_map(|p| pointer_sum(obj, p));
+        let ready = self
+            .ready
+            .and_then(|p| pointer_sum(obj, p))
+            .or_else(|| (self.ready.is_some() && self.ready_defaults_to_zero).then_some(0));
+        (desired, ready)
+    }
+}
+
+/// The integer at `pointer`, summing over `*` segments; None when nothing is there.
+fn pointer_sum(v: &Value, pointer: &str) -> Option<i64> {
+    let Some((head, rest)) = pointer.split_once("/*") else {
+        return v.pointer(pointer).and_then(Value::as_i64);
+    };
+    let items: Vec<&Value> = match v.pointer(head)? {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => o.values().collect(),
+        _ => return None,
+    };
+    Some(
+        items
+            .into_iter()
+            .map(|i| pointer_sum(i, rest).unwrap_or(0))
+            .sum(),
+    )
+}
+
+/// Where requests for a model go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Endpoint {
+    /// A URL built from the model: `{name}`, `{namespace}` and `{port}` are filled in.
+    Url(&'static str),
+    /// The first of these status fields (JSON pointers) the live object has.
+    Status(&'static [&'static str]),
+}
+
+impl Endpoint {
+    /// The endpoint of model `name` (custom image `port`, if any) from its live object.
+    pub fn resolve(
+        &self,
+        name: &str,
+        namespace: &str,
+        port: Option<u16>,
+        obj: &Value,
+    ) -> Option<String> {
+        match self {
+            Endpoint::Url(t) => {
+                if t.contains("{port}") && port.is_none() {
+                    return None;
+                }
+                Some(
+                    t.replace("{name}", name)
+                        .replace("{namespace}", namespace)
+                        .replace("{port}", &port.map(|p| p.to_string()).unwrap_or_default()),
+                )
+            }
+            Endpoint::Status(pointers) => pointers
+                .iter()
+                .find_map(|p| obj.pointer(p).and_then(Value::as_str))
+                .map(str::to_string),
+        }
+    }
+}
+
+/// Which Service exposes a model's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricsService {
+    /// The model's own Service, selected by the model's pod selector.
+    ModelSelector,
+    /// A Service labelled `key` = the model's name (the operator creates it).
+    LabelIsModelName(&'static str),
+    /// A Service labelled `key` = `value` (shared by every model of the runtime).
+    Label(&'static str, &'static str),
+}
+
+/// How Prometheus scrapes a runtime's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// The Service.
+    pub service: MetricsService,
+    /// Its port name.
+    pub port: &'static str,
+    /// Path.
+    pub path: &'static str,
+}
+
+/// The operator a runtime needs in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Addon {
+    /// Key of the add-on in the Terraform templates (`addons.<key>`).
+    pub key: &'static str,
+    /// Product name (`KServe`).
+    pub title: &'static str,
+    /// API group of its custom resources: a missing group means the operator is missing.
+    pub api_group: &'static str,
+    /// How to install it.
+    pub install_hint: &'static str,
+}
+
+/// Where a model's GPUs are requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GpuPlacement {
+    /// In the model's own pods.
+    Pod,
+    /// In a Server the model is scheduled onto (Seldon Core v2): mldeploy renders one Server
+    /// per distinct GPU request and pins the model to it.
+    Server,
+}
+
+/// One serving runtime.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeSpec {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// Product name for messages.
+    pub title: &'static str,
+    /// The object that carries one model (status and endpoint are read from it).
+    pub serving: Watched,
+    /// Other kinds it renders whose readiness counts (a canary's Experiment).
+    pub also_watched: &'static [Watched],
+    /// Serves custom images.
+    pub images: bool,
+    /// Serves prepackaged servers (`server` + `modelUri`).
+    pub prepackaged: bool,
+    /// Where GPUs are requested.
+    pub gpus: GpuPlacement,
+    /// Splits traffic between a model and its canary.
+    pub splits_traffic: bool,
+    /// Scales to zero replicas.
+    pub scales_to_zero: bool,
+    /// Can request GPUs through a DRA ResourceClaim (its pod spec has `resourceClaims`).
+    pub dra: bool,
+    /// Has arm64 images and runs without a service mesh, so it fits an edge box.
+    pub edge: bool,
+    /// The operator it needs (None: built-in kinds only).
+    pub addon: Option<Addon>,
+    /// Metrics endpoint.
+    pub metrics: Metrics,
+    /// Replica counts for `status`.
+    pub status: StatusFields,
+    /// Where to send requests.
+    pub endpoint: Endpoint,
+}
+
+/// Readiness of kinds that are not a runtime's serving object but are still waited on.
+const EXPERIMENT: Watched = Watched {
+    kind: Kind {
+        api_version: "mlops.seldon.io/v1alpha1",
+        kind: "Experiment",
+    },
+    readiness: Readiness::ReadyCondition,
+};
+
+/// Seldon Core v2 Servers: mldeploy renders them for models with GPUs.
+pub const SELDON_V2_SERVER: Watched = Watched {
+    kind: Kind {
+        api_version: "mlops.seldon.io/v1alpha1",
+        kind: "Server",
+    },
+    readiness: Readiness::ReadyCondition,
+};
+
+/// Every runtime, in documentation order.
+pub const RUNTIMES: &[RuntimeSpec] = &[
+    RuntimeSpec {
+        runtime: Runtime::Seldon,
+        title: "Seldon Core v1",
+        serving: Watched {
+            kind: Kind {
+                api_version: "machinelearning.seldon.io/v1",
+                kind: "SeldonDeployment",
+            },
+            readiness: Readiness::State { ready: "Available" },
+        },
+        also_watched: &[],
+        images: true,
+        prepackaged: true,
+        gpus: GpuPlacement::Pod,
+        splits_traffic: true,
+        scales_to_zero: false,
+        dra: false,
+        edge: false,
+        addon: Some(Addon {
+            key: "seldon",
+            title: "Seldon Core v1",
+            api_group: "machinelearning.seldon.io",
+            install_hint: "install the seldon-core-operator Helm chart (`mldeploy infra apply` does)",
+        }),
+        // Seldon Core v1 labels the Services it creates with the deployment id.
+        metrics: Metrics {
+            service: MetricsService::LabelIsModelName("seldon-deployment-id"),
+            port: "http",
+            path: "/prometheus",
+        },
+        status: StatusFields {
+            desired: &["/spec/predictors/*/replicas"],
+            ready: Some("/status/deploymentStatus/*/availableReplicas"),
+            ready_defaults_to_zero: false,
+        },
+        endpoint: Endpoint::Url("http://{name}-default.{namespace}.svc:8000/api/v1.0/predictions"),
+    },
+    RuntimeSpec {
+        runtime: Runtime::SeldonV2,
+        title: "Seldon Core v2",
+        serving: Watched {
+            kind: Kind {
+                api_version: "mlops.seldon.io/v1alpha1",
+                kind: "Model",
+            },
+            readiness: Readiness::ReadyCondition,
+        },
+        also_watched: &[EXPERIMENT, SELDON_V2_SERVER],
+        images: false,
+        prepackaged: true,
+        gpus: GpuPlacement::Server,
+        splits_traffic: true,
+        scales_to_zero: false,
+        dra: false,
+        edge: false,
+        addon: Some(Addon {
+            key: "seldonV2",
+            title: "Seldon Core v2",
+            api_group: "mlops.seldon.io",
+            install_hint: "install the seldon-core-v2-crds, seldon-core-v2-setup and seldon-core-v2-runtime Helm charts (`mldeploy infra apply` does)",
+        }),
+        // Models share Servers; metrics are per server.
+        metrics: Metrics {
+            service: MetricsService::Label("app.kubernetes.io/name", "mlserver"),
+            port: "metrics",
+            path: "/metrics",
+        },
+        status: StatusFields {
+            desired: &["/spec/replicas", "/spec/minReplicas"],
+            ready: Some("/status/availableReplicas"),
+            ready_defaults_to_zero: false,
+        },
+        endpoint: Endpoint::Url("http://seldon-mesh.{namespace}.svc/v2/models/{name}/infer"),
+    },
+    RuntimeSpec {
+        runtime: Runtime::Kserve,
+        title: "KServe",
+        serving: Watched {
+            kind: Kind {
+                api_version: "serving.kserve.io/v1beta1",
+                kind: "InferenceService",
+            },
+            readiness: Readiness::ReadyCondition,
+        },
+        also_watched: &[],
+        images: true,
+        prepackaged: true,
+        gpus: GpuPlacement::Pod,
+        splits_traffic: true,
+        scales_to_zero: true,
+        dra: false,
+        edge: true,
+        addon: Some(Addon {
+            key: "kserve",
+            title: "KServe",
+            api_group: "serving.kserve.io",
+            install_hint: "install cert-manager and the kserve-crd and kserve Helm charts (`mldeploy infra apply` does)",
+        }),
+        metrics: Metrics {
+            service: MetricsService::LabelIsModelName("serving.kserve.io/inferenceservice"),
+            port: "http",
+            path: "/metrics",
+        },
+        status: StatusFields {
+            desired: &["/spec/predictor/minReplicas"],
+            ready: None,
+            ready_defaults_to_zero: false,
+        },
+        endpoint: Endpoint::Status(&["/status/url", "/status/address/url"]),
+    },
+    RuntimeSpec {
+        runtime: Runtime::Deployment,
+        title: "Kubernetes Deployment",
+        serving: Watched {
+            kind: Kind {
+                api_version: "apps/v1",
+                kind: "Deployment",
+            },
+            readiness: Readiness::Rollout,
+        },
+        also_watched: &[],
+        images: true,
+        prepackaged: false,
+        gpus: GpuPlacement::Pod,
+        splits_traffic: false,
+        scales_to_zero: false,
+        dra: true,
+        edge: true,
+        addon: None,
+        metrics: Metrics {
+            service: MetricsService::ModelSelector,
+            port: "http",
+            path: "/metrics",
+        },
+        status: StatusFields {
+            desired: &["/spec/replicas"],
+            ready: Some("/status/readyReplicas"),
+            ready_defaults_to_zero: true,
+        },
+        endpoint: Endpoint::Url("http://{name}.{namespace}.svc:{port}"),
+    },
+];
+
+/// The row of `runtime`.
+pub fn spec(runtime: Runtime) -> &'static RuntimeSpec {
+    RUNTIMES
+        .iter()
+        .find(|r| r.runtime == runtime)
+        .unwrap_or(&RUNTIMES[RUNTIMES.len() - 1])
+}
+
+/// Names of the runtimes for which `pred` holds, for hints (`seldon`, `kserve`).
+pub fn names_where(pred: impl Fn(&RuntimeSpec) -> bool) -> String {
+    let names: Vec<String> = RUNTIMES
+        .iter()
+        .filter(|r| pred(r))
+        .map(|r| format!("`{}`", r.runtime.name()))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// Readiness rule of a rendered kind, from every runtime's rows; None for kinds that are ready
+/// once applied. (`cluster::wait` reads this.)
+pub fn readiness_of(kind: &str) -> Option<Readiness> {
+    RUNTIMES
+        .iter()
+        .flat_map(|r| std::iter::once(&r.serving).chain(r.also_watched))
+        .find(|w| w.kind.kind == kind)
+        .map(|w| w.readiness)
+        .filter(|r| r.waits())
+}
+
+/// The operator behind an API group, for "the CRD is missing" hints. (`cluster::plan` reads this.)
+pub fn addon_for_group(api_group: &str) -> Option<&'static Addon> {
+    RUNTIMES
+        .iter()
+        .filter_map(|r| r.addon.as_ref())
+        .find(|a| a.api_group == api_group)
+}
+
+/// A prepackaged model server and its name in each runtime.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSpec {
+    /// The server.
+    pub server: Server,
+    /// Seldon Core v1 `implementation`.
+    pub seldon_implementation: &'static str,
+    /// KServe `modelFormat.name`.
+    pub kserve_format: &'static str,
+    /// Seldon Core v2 `requirements` (capabilities a Server must have).
+    pub seldon_v2_requirements: &'static [&'static str],
+    /// Seldon Core v2 ServerConfig that runs it (`mlserver` or `triton`).
+    pub seldon_v2_server_config: &'static str,
+    /// Whether its images have a ROCm (AMD GPU) build.
+    pub rocm: bool,
+}
+
+const fn server_row(
+    server: Server,
+    seldon_implementation: &'static str,
+    kserve_format: &'static str,
+    seldon_v2_requirements: &'static [&'static str],
+    seldon_v2_server_config: &'static str,
+) -> ServerSpec {
+    ServerSpec {
+        server,
+        seldon_implementation,
+        kserve_format,
+        seldon_v2_requirements,
+        seldon_v2_server_config,
+        rocm: false,
+    }
+}
+
+/// Every prepackaged server. None ships ROCm images today: AMD GPUs take a custom image.
+pub const SERVERS: &[ServerSpec] = &[
+    server_row(
+        Server::Sklearn,
+        "SKLEARN_SERVER",
+        "sklearn",
+        &["sklearn"],
+        "mlserver",
+    ),
+    server_row(
+        Server::Xgboost,
+        "XGBOOST_SERVER",
+        "xgboost",
+        &["xgboost"],
+        "mlserver",
+    ),
+    server_row(
+        Server::Mlflow,
+        "MLFLOW_SERVER",
+        "mlflow",
+        &["mlflow"],
+        "mlserver",
+    ),
+    server_row(
+        Server::Tensorflow,
+        "TENSORFLOW_SERVER",
+        "tensorflow",
+        &["tensorflow"],
+        "triton",
+    ),
+    server_row(
+        Server::Triton,
+        "TRITON_SERVER",
+        "triton",
+        &["triton"],
+        "triton",
+    ),
+    server_row(
+        Server::Huggingface,
+        "HUGGINGFACE_SERVER",
+        "huggingface",
+        &["huggingface"],
+        "mlserver",
+    ),
+];
+
+/// The row of `server`.
+pub fn server(server: Server) -> &'static ServerSpec {
+    SERVERS
+        .iter()
+        .find(|s| s.server == server)
+        .unwrap_or(&SERVERS[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_runtime_and_server_has_a_row() {
+        for r in Runtime::ALL {
+            assert_eq!(spec(r).runtime, r);
+            assert!(RUNTIMES.iter().filter(|s| s.runtime == r).count() == 1);
+        }
+        for s in [
+            Server::Sklearn,
+            Server::Xgboost,
+            Server::Mlflow,
+            Server::Tensorflow,
+            Server::Triton,
+            Server::Huggingface,
+        ] {
+            assert_eq!(server(s).server, s);
+        }
+    }
+
+    #[test]
+    fn every_runtime_has_a_template_folder() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/runtimes");
+        for r in RUNTIMES {
+            assert!(root.join(r.runtime.name()).is_dir(), "{}", r.runtime.name());
+        }
+    }
+
+    #[test]
+    fn readiness_rules_by_kind() {
+        assert_eq!(readiness_of("ConfigMap"), None);
+        assert_eq!(readiness_of("Deployment"), Some(Readiness::Rollout));
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(Readiness::ReadyCondition.check(&ready).is_ok());
+        assert!(Readiness::ReadyCondition.check(&json!({})).is_err());
+        let sd = json!({"status": {"state": "Creating", "description": "pulling"}});
+        assert_eq!(
+            Readiness::State { ready: "Available" }.check(&sd),
+            Err("state is Creating: pulling".into())
+        );
+        let dep = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 1}});
+        assert_eq!(
+            Readiness::Rollout.check(&dep),
+            Err("1 of 2 replicas available".into())
+        );
+    }
+
+    #[test]
+    fn status_fields_sum_over_stars() {
+        let sd = json!({"spec": {"predictors": [{"replicas": 2}, {"replicas": 1}]},
+            "status": {"deploymentStatus": {"a": {"availableReplicas": 2}, "b": {}}}});
+        assert_eq!(spec(Runtime::Seldon).status.read(&sd), (Some(3), Some(2)));
+        let dep = json!({"spec": {"replicas": 3}, "status": {}});
+        assert_eq!(
+            spec(Runtime::Deployment).status.read(&dep),
+            (Some(3), Some(0))
+        );
+        let model = json!({"spec": {"minReplicas": 1}});
+        assert_eq!(spec(Runtime::SeldonV2).status.read(&model), (Some(1), None));
+    }
+
+    #[test]
+    fn endpoints() {
+        let d = spec(Runtime::Deployment).endpoint;
+        assert_eq!(
+            d.resolve("m", "ns", Some(8080), &Value::Null).as_deref(),
+            Some("http://m.ns.svc:8080")
+        );
+        assert_eq!(d.resolve("m", "ns", None, &Value::Null), None);
+        let k = spec(Runtime::Kserve).endpoint;
+        let obj = json!({"status": {"address": {"url": "http://x"}}});
+        assert_eq!(
+            k.resolve("m", "ns", None, &obj).as_deref(),
+            Some("http://x")
+        );
+        assert_eq!(
+            addon_for_group("serving.kserve.io").map(|a| a.title),
+            Some("KServe")
+        );
+    }
+}
