@@ -24,7 +24,11 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<String>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    // Read at run time: `env!` would bake in the folder the build script was first compiled in,
+    // and a copied target dir (a second checkout, a git worktree) would then embed another
+    // checkout's templates.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("templates");
     println!("cargo:rerun-if-changed=templates");
     let mut names = Vec::new();
     collect(&root, &root, &mut names);

@@ -45,9 +45,13 @@ pub struct Global {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// More detail (repeat for more).
+    /// More detail: `-v` logs each API request (method, path, status, duration), `-vv` adds
+    /// retry decisions. Never headers or bodies.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Deadline of one API request, retries included (`30s`, `2m`).
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
     /// No colour (also when NO_COLOR is set or output is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
@@ -160,6 +164,9 @@ pub struct DiffArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Deadline of the whole diff (`90s`, `5m`).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `apply` options.
@@ -183,6 +190,10 @@ pub struct ApplyArgs {
     /// Take ownership of fields other managers own.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Take over rendered objects that exist but were not created by this environment (they
+    /// then belong to it: `delete` and `--prune` may remove them).
+    #[arg(long)]
+    pub adopt: bool,
     /// Template folder.
     #[command(flatten)]
     pub templates: TemplatesArg,
@@ -217,6 +228,10 @@ pub struct DeleteArgs {
     /// Do not ask (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Delete what an environment that is no longer in the config left on the cluster (its
+    /// ApplySet in this environment's namespace), instead of this environment.
+    #[arg(long, value_name = "OLD_ENV")]
+    pub orphan: Option<String>,
     /// Template folder.
     #[command(flatten)]
     pub templates: TemplatesArg,

@@ -91,7 +91,7 @@ fn apply_is_ordered_and_a_second_apply_writes_nothing() {
     assert!(!writes.is_empty());
     // The ApplySet parent goes right after the Namespace that holds it, before any member.
     assert!(
-        writes[1].ends_with("/secrets/mldeploy-doc-ai-dev"),
+        writes[1].ends_with("/secrets/mldeploy.doc-ai.dev"),
         "{writes:#?}"
     );
     let groups: Vec<u8> = writes
@@ -126,7 +126,7 @@ fn apply_is_ordered_and_a_second_apply_writes_nothing() {
     }
     let parent = c
         .api
-        .get("v1", "Secret", Some("doc-ai-dev"), "mldeploy-doc-ai-dev")
+        .get("v1", "Secret", Some("doc-ai-dev"), "mldeploy.doc-ai.dev")
         .expect("parent");
     let kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
         .as_str()
@@ -363,13 +363,14 @@ fn conflicts_name_the_field_and_the_manager() {
         .api
         .get("apps/v1", "Deployment", Some("doc-ai-dev"), "ocr")
         .expect("ocr");
+    // Another applier took the object over with one value changed: still ours (its labels say
+    // so), but that field now has another owner.
     ocr["spec"]["revisionHistoryLimit"] = json!(9);
-    c.api.put_owned(
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-               "metadata": {"name": "ocr", "namespace": "doc-ai-dev"},
-               "spec": {"revisionHistoryLimit": 9}}),
-        "kubectl-edit",
-    );
+    ocr["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("managedFields");
+    c.api.put_owned(ocr, "kubectl-edit");
     c.run(&config, &["apply", "--env", "dev"])
         .assert()
         .code(1)
@@ -492,7 +493,7 @@ fn delete_asks_then_removes_members_and_keeps_a_shared_namespace() {
         Some("doc-ai-dev"),
         "summarizer"
     ));
-    assert!(!c.exists("v1", "Secret", Some("doc-ai-dev"), "mldeploy-doc-ai-dev"));
+    assert!(!c.exists("v1", "Secret", Some("doc-ai-dev"), "mldeploy.doc-ai.dev"));
     assert!(
         c.exists("v1", "Namespace", None, "doc-ai-dev"),
         "a namespace holding other objects is kept"

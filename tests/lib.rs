@@ -8,6 +8,7 @@ mod fuzz;
 mod gitops;
 mod infra;
 mod names;
+mod network;
 mod real_cluster;
 mod render;
 mod support;

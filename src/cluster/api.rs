@@ -1,18 +1,24 @@
-//! REST access to the API server: connection from kubeconfig (contexts, exec credential plugins,
-//! in-cluster), discovery of kinds, and every request with bounded retries (429 honouring
-//! Retry-After, 5xx, connection errors) and exponential backoff with jitter.
+//! Requests to the API server, on kube's dynamic API (`Api<DynamicObject>`, `PatchParams::apply`,
+//! `ListParams`, `DeleteParams`, discovery of one group-version at a time). What kube lacks is
+//! added here and nowhere else: a deadline per request (retries included), retries of transport
+//! failures and 500/502 with jittered backoff (kube's `RetryPolicy` in the client stack handles
+//! 429/503/504 and `Retry-After`), answers checked to be the object asked for, and errors said
+//! for people.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::{Method, Request, StatusCode};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
+};
+use kube::core::GroupVersion;
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
+use super::connect::{self, Options, diag_line};
 use super::{ClusterError, FIELD_MANAGER};
 
 /// What the API server says about a resource type.
@@ -42,75 +48,36 @@ impl Resource {
         }
     }
 
-    fn base(&self) -> String {
-        if self.api_version.contains('/') {
-            format!("/apis/{}", self.api_version)
-        } else {
-            format!("/api/{}", self.api_version)
-        }
-    }
-
-    /// The collection URL, in a namespace or cluster-wide.
-    pub fn collection(&self, namespace: Option<&str>) -> String {
-        match (self.namespaced, namespace) {
-            (true, Some(ns)) => format!("{}/namespaces/{ns}/{}", self.base(), self.plural),
-            _ => format!("{}/{}", self.base(), self.plural),
-        }
-    }
-
-    /// One object's URL.
-    pub fn object(&self, namespace: Option<&str>, name: &str) -> String {
-        format!("{}/{name}", self.collection(namespace))
-    }
-}
-
-/// Retry policy for transient failures.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Attempts in all (1 = no retry).
-    pub attempts: u32,
-    /// First backoff; doubled each time, with jitter.
-    pub base: Duration,
-    /// Longest single wait.
-    pub max: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        // MLDEPLOY_RETRY_BASE_MS lets tests (and impatient users) shorten backoff.
-        let base_ms = std::env::var("MLDEPLOY_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(250);
-        Retry {
-            attempts: 6,
-            base: Duration::from_millis(base_ms),
-            max: Duration::from_secs(10),
+    fn api_resource(&self) -> ApiResource {
+        let (group, version) = self
+            .api_version
+            .rsplit_once('/')
+            .unwrap_or(("", &self.api_version));
+        ApiResource {
+            group: group.to_string(),
+            version: version.to_string(),
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            plural: self.plural.clone(),
         }
     }
 }
 
-/// A refused request, as the API server's `Status` describes it.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// HTTP status.
-    pub code: u16,
-    /// `reason` (NotFound, Conflict, …).
-    pub reason: Option<String>,
-    /// Message.
-    pub message: String,
-    /// `details.causes` as (field, message).
-    pub causes: Vec<(String, String)>,
-}
+/// One group-version's kinds, discovered once.
+type Discovered = OnceCell<Arc<Vec<Resource>>>;
+
+/// Page size of LIST requests.
+const PAGE: u32 = 500;
 
 /// A connection to one cluster.
 pub struct Api {
     client: kube::Client,
     /// The kubeconfig context (or `in-cluster`).
     pub context: String,
-    retry: Retry,
-    resources: Mutex<HashMap<String, Arc<Vec<Resource>>>>,
-    cancel: Arc<AtomicBool>,
+    exec_command: Option<String>,
+    opts: Options,
+    /// Discovery per group-version, each fetched once even when asked for concurrently.
+    resources: Mutex<HashMap<String, Arc<Discovered>>>,
     seed: AtomicU64,
 }
 
@@ -122,158 +89,43 @@ impl std::fmt::Debug for Api {
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn exec_hint(message: &str) -> String {
-    let plugins = [
-        (
-            "gke-gcloud-auth-plugin",
-            "install it: gcloud components install gke-gcloud-auth-plugin",
-        ),
-        (
-            "aws",
-            "install the AWS CLI and log in (aws sso login / aws configure)",
-        ),
-        ("kubelogin", "install kubelogin: az aks install-cli"),
-    ];
-    for (plugin, hint) in plugins {
-        if message.contains(plugin) {
-            return format!("the credential plugin `{plugin}` failed: {hint}");
-        }
-    }
-    "check the kubeconfig (kubectl config get-contexts) or pass --kubeconfig / --context".into()
-}
+/// Attempts of one request in all, for transport failures and 500/502.
+const ATTEMPTS: u32 = 5;
 
 impl Api {
-    /// Connects with a kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`) and
-    /// a context (`context`; else `fallback` when the kubeconfig has it — the name `infra
-    /// kubeconfig` writes; else the current one), or in-cluster when there is no kubeconfig and we
-    /// run in a pod.
+    /// Connects through a kubeconfig (see [`connect::connect`]).
     pub async fn connect(
         kubeconfig: Option<&Path>,
         context: Option<&str>,
         fallback: Option<&str>,
+        opts: Options,
     ) -> Result<Api, ClusterError> {
-        let connect_error = |target: &str, message: String, hint: String| ClusterError::Connect {
-            target: target.to_string(),
-            message,
-            hint,
-        };
-        let kc = match kubeconfig {
-            Some(path) => Some(Kubeconfig::read_from(path).map_err(|e| {
-                connect_error(
-                    &path.display().to_string(),
-                    e.to_string(),
-                    "check the --kubeconfig path".into(),
-                )
-            })?),
-            None => Kubeconfig::read().ok(),
-        };
-        let (mut config, name) = match kc {
-            Some(kc) => {
-                let name = context
-                    .map(str::to_string)
-                    .or_else(|| {
-                        fallback
-                            .filter(|f| kc.contexts.iter().any(|c| c.name == *f))
-                            .map(str::to_string)
-                    })
-                    .or_else(|| kc.current_context.clone())
-                    .ok_or_else(|| {
-                        connect_error(
-                            "kubeconfig",
-                            "no context given and no current-context set".into(),
-                            "pass --context NAME".into(),
-                        )
-                    })?;
-                if !kc.contexts.iter().any(|c| c.name == name) {
-                    let names: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
-                    let hint = match crate::suggest::closest(&name, names.iter().copied()) {
-                        Some(c) => format!("did you mean `{c}`? contexts: {}", names.join(", ")),
-                        None => format!("contexts in the kubeconfig: {}", names.join(", ")),
-                    };
-                    return Err(connect_error(
-                        &format!("context {name}"),
-                        "no such context in the kubeconfig".into(),
-                        hint,
-                    ));
-                }
-                let options = KubeConfigOptions {
-                    context: Some(name.clone()),
-                    ..KubeConfigOptions::default()
-                };
-                let config = kube::Config::from_custom_kubeconfig(kc, &options)
-                    .await
-                    .map_err(|e| {
-                        connect_error(
-                            &format!("context {name}"),
-                            e.to_string(),
-                            exec_hint(&e.to_string()),
-                        )
-                    })?;
-                (config, name)
-            }
-            None => match kube::Config::incluster() {
-                Ok(c) => (c, "in-cluster".to_string()),
-                Err(_) => {
-                    return Err(connect_error(
-                        "a cluster",
-                        "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a pod".into(),
-                        "pass --kubeconfig PATH, set KUBECONFIG, or run `mldeploy infra kubeconfig --write`".into(),
-                    ));
-                }
-            },
-        };
-        config.default_retry = false;
-        config.connect_timeout = Some(Duration::from_secs(10));
-        config.read_timeout = Some(Duration::from_secs(60));
-        config.headers.push((
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static(concat!("mldeploy/", env!("CARGO_PKG_VERSION"))),
-        ));
-        let client = kube::Client::try_from(config).map_err(|e| {
-            connect_error(
-                &format!("context {name}"),
-                e.to_string(),
-                exec_hint(&e.to_string()),
-            )
-        })?;
-        Ok(Api {
+        let c = connect::connect(kubeconfig, context, fallback, opts).await?;
+        let mut api = Api::from_client(c.client, &c.context, opts);
+        api.exec_command = c.exec_command;
+        Ok(api)
+    }
+
+    /// Wraps a client: the seam tests use with an in-memory service.
+    pub fn from_client(client: kube::Client, context: &str, opts: Options) -> Api {
+        Api {
             client,
-            context: name,
-            retry: Retry::default(),
+            context: context.to_string(),
+            exec_command: None,
+            opts,
             resources: Mutex::new(HashMap::new()),
-            cancel: Arc::new(AtomicBool::new(false)),
             seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
-        })
+        }
     }
 
-    /// Sets the retry policy.
-    pub fn with_retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// The kube client of this connection (for requests outside this layer, such as the
-    /// service proxy of `mldeploy test`).
+    /// The underlying client (for requests this module does not wrap, such as a service proxy).
     pub fn client(&self) -> kube::Client {
         self.client.clone()
     }
 
-    /// A flag that, once set, stops further requests (Ctrl-C).
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.cancel)
+    /// The request options.
+    pub fn options(&self) -> Options {
+        self.opts
     }
 
     /// Full jitter: a random wait in [backoff/2, backoff].
@@ -288,161 +140,204 @@ impl Api {
         backoff.mul_f64(0.5 + frac / 2.0)
     }
 
-    /// Sends a request with retries. `Ok(Err(refusal))` is a definite answer from the server
-    /// (4xx, or 5xx after retries); `Err` is a transport failure or cancellation.
-    async fn send(
+    /// Runs one request under the deadline, retrying what kube's policy does not: transport
+    /// failures and 500/502. `Ok(Err(status))` is the server's definite answer.
+    async fn call<T, F, Fut>(
         &self,
         what: &str,
-        method: Method,
-        path: &str,
-        body: Option<(&str, Vec<u8>)>,
-    ) -> Result<Result<Value, Refusal>, ClusterError> {
-        let mut backoff = self.retry.base;
+        mut request: F,
+    ) -> Result<Result<T, kube::core::Status>, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.opts.request_timeout;
+        let mut backoff = connect::retry_base();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if self.cancel.load(Ordering::SeqCst) {
-                return Err(ClusterError::Cancelled {
-                    what: what.to_string(),
-                });
-            }
-            let mut builder = Request::builder()
-                .method(method.clone())
-                .uri(path)
-                .header(http::header::ACCEPT, "application/json");
-            if let Some((content_type, _)) = &body {
-                builder = builder.header(http::header::CONTENT_TYPE, *content_type);
-            }
-            let request = builder
-                .body(kube::client::Body::from(
-                    body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default(),
-                ))
-                .map_err(|e| ClusterError::Other(format!("{what}: {e}")))?;
-            let last = attempt >= self.retry.attempts;
-            // The request and its body: any failure here is the network's, and retried.
-            let answer = async {
-                let response = self.client.send(request).await.map_err(|e| e.to_string())?;
-                let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let bytes = response
-                    .into_body()
-                    .collect_bytes()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>((status, retry_after, bytes))
-            }
-            .await;
-            let retry_after = match answer {
-                Err(message) if last => {
-                    return Err(ClusterError::Transport {
+            let result = match tokio::time::timeout_at(deadline, request()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(ClusterError::Timeout {
                         what: what.to_string(),
-                        message: format!("{message} (after {attempt} attempts)"),
+                        after: self.opts.request_timeout,
                     });
                 }
-                Err(_) => None,
-                Ok((status, retry_after, bytes)) => {
-                    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    if status.is_success() {
-                        return Ok(Ok(value));
-                    }
-                    let transient =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if !transient || last {
-                        return Ok(Err(refusal(status.as_u16(), &value, &bytes)));
-                    }
-                    retry_after
-                }
             };
-            // The server may say when (Retry-After: no jitter needed, but never wait forever);
-            // otherwise exponential backoff with jitter.
-            let pause = retry_after
-                .map_or_else(|| self.jitter(backoff), |w| w.min(Duration::from_secs(30)));
+            let error = match result {
+                Ok(v) => return Ok(Ok(v)),
+                Err(kube::Error::Api(status)) if !matches!(status.code, 500 | 502) => {
+                    return Ok(Err(*status));
+                }
+                Err(e) => e,
+            };
+            let transient = match &error {
+                kube::Error::Api(_) | kube::Error::HyperError(_) => true,
+                kube::Error::Service(_) => !connect::describe(&error, None).starts_with("TLS"),
+                _ => false,
+            };
+            let pause = self.jitter(backoff);
+            let in_time = tokio::time::Instant::now() + pause < deadline;
+            if !transient || attempt >= ATTEMPTS || !in_time {
+                if let kube::Error::Api(status) = error {
+                    return Ok(Err(*status));
+                }
+                let message = connect::describe(&error, self.exec_command.as_deref());
+                let message = if transient && attempt > 1 {
+                    format!("{message} (after {attempt} attempts)")
+                } else {
+                    message
+                };
+                return Err(ClusterError::Transport {
+                    what: what.to_string(),
+                    message,
+                });
+            }
+            if self.opts.verbosity >= 2 {
+                diag_line(&format!(
+                    "  retry {what} in {}ms (attempt {attempt} of {ATTEMPTS}): {}",
+                    pause.as_millis(),
+                    connect::describe(&error, self.exec_command.as_deref())
+                ));
+            }
             tokio::time::sleep(pause).await;
-            backoff = (backoff * 2).min(self.retry.max);
+            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     }
 
-    fn api_error(what: &str, r: Refusal) -> ClusterError {
+    fn api_error(what: &str, s: kube::core::Status) -> ClusterError {
         ClusterError::Api {
             what: what.to_string(),
-            code: r.code,
-            reason: r.reason,
-            message: r.message,
+            code: s.code,
+            reason: (!s.reason.is_empty()).then(|| s.reason.clone()),
+            message: super::escape(&s.message, 600),
         }
     }
 
-    /// Looks up a kind through discovery (cached per group/version). `Ok(None)` when the server
-    /// does not serve it (a missing CRD).
+    fn dynamic(&self, r: &Resource, namespace: Option<&str>) -> kube::Api<DynamicObject> {
+        let ar = r.api_resource();
+        match (r.namespaced, namespace) {
+            (true, Some(ns)) => kube::Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => kube::Api::all_with(self.client.clone(), &ar),
+        }
+    }
+
+    /// Looks up a kind through discovery of its group-version (cached). `Ok(None)` when the
+    /// server does not serve it (a missing CRD).
     pub async fn resource(
         &self,
         api_version: &str,
         kind: &str,
     ) -> Result<Option<Resource>, ClusterError> {
-        let list = {
-            let cache = self.resources.lock().await;
-            cache.get(api_version).cloned()
-        };
-        let list = match list {
-            Some(l) => l,
-            None => {
-                let path = if api_version.contains('/') {
-                    format!("/apis/{api_version}")
-                } else {
-                    format!("/api/{api_version}")
-                };
+        let cell = Arc::clone(
+            self.resources
+                .lock()
+                .await
+                .entry(api_version.to_string())
+                .or_default(),
+        );
+        let list = cell
+            .get_or_try_init(|| async {
+                let gv: GroupVersion = api_version
+                    .parse()
+                    .map_err(|e| ClusterError::Other(format!("apiVersion {api_version}: {e}")))?;
                 let what = format!("discover {api_version}");
-                let found = match self.send(&what, Method::GET, &path, None).await? {
-                    Ok(v) => v["resources"]
-                        .as_array()
+                let found: Vec<Resource> = match self
+                    .call(&what, || kube::discovery::pinned_group(&self.client, &gv))
+                    .await?
+                {
+                    Ok(group) => group
+                        .versioned_resources(&gv.version)
                         .into_iter()
-                        .flatten()
-                        .filter(|r| !r["name"].as_str().unwrap_or("").contains('/'))
-                        .filter_map(|r| {
-                            Some(Resource {
-                                api_version: api_version.to_string(),
-                                kind: r["kind"].as_str()?.to_string(),
-                                plural: r["name"].as_str()?.to_string(),
-                                namespaced: r["namespaced"].as_bool().unwrap_or(true),
-                            })
+                        .map(|(ar, caps)| Resource {
+                            api_version: ar.api_version,
+                            kind: ar.kind,
+                            plural: ar.plural,
+                            namespaced: caps.scope == kube::discovery::Scope::Namespaced,
                         })
                         .collect(),
-                    Err(r) if r.code == 404 => Vec::new(),
-                    Err(r) => return Err(Self::api_error(&what, r)),
+                    Err(s) if s.code == 404 => Vec::new(),
+                    Err(s) => return Err(Self::api_error(&what, s)),
                 };
-                let found = Arc::new(found);
-                self.resources
-                    .lock()
-                    .await
-                    .insert(api_version.to_string(), Arc::clone(&found));
-                found
-            }
-        };
+                Ok(Arc::new(found))
+            })
+            .await?;
         Ok(list.iter().find(|r| r.kind == kind).cloned())
     }
 
-    /// The preferred `group/version` of an API group, from `/apis`.
+    /// The preferred `group/version` of an API group.
     pub async fn preferred_version(&self, group: &str) -> Result<Option<String>, ClusterError> {
-        let what = "discover API groups";
-        match self.send(what, Method::GET, "/apis", None).await? {
-            Ok(v) => Ok(v["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|g| g["name"] == group)
-                .and_then(|g| g["preferredVersion"]["groupVersion"].as_str())
-                .map(str::to_string)),
-            Err(e) => Err(Self::api_error(what, e)),
+        let what = format!("discover API group {group}");
+        match self
+            .call(&what, || kube::discovery::group(&self.client, group))
+            .await
+        {
+            Ok(Ok(g)) => Ok(Some(format!("{group}/{}", g.preferred_version_or_latest()))),
+            Ok(Err(s)) if s.code == 404 => Ok(None),
+            Ok(Err(s)) => Err(Self::api_error(&what, s)),
+            Err(ClusterError::Transport { message, .. })
+                if message.contains("Missing Api Group") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    /// Every namespaced kind the server can LIST (for the Namespace guard).
+    pub async fn namespaced_listable(&self) -> Result<Vec<Resource>, ClusterError> {
+        let what = "discover every API group";
+        let discovery = match self
+            .call(what, || kube::Discovery::new(self.client.clone()).run())
+            .await?
+        {
+            Ok(d) => d,
+            Err(s) => return Err(Self::api_error(what, s)),
+        };
+        let mut out = Vec::new();
+        for group in discovery.groups() {
+            for (ar, caps) in group.recommended_resources() {
+                if caps.scope == kube::discovery::Scope::Namespaced
+                    && caps.supports_operation(kube::discovery::verbs::LIST)
+                {
+                    out.push(Resource {
+                        api_version: ar.api_version,
+                        kind: ar.kind,
+                        plural: ar.plural,
+                        namespaced: true,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets discovery results (after CRDs were installed).
     pub async fn forget_discovery(&self) {
         self.resources.lock().await.clear();
+    }
+
+    /// An answer as JSON, checked to be an object of the kind asked for.
+    fn checked(what: &str, r: &Resource, obj: DynamicObject) -> Result<Value, ClusterError> {
+        if let Some(types) = &obj.types
+            && types.kind != r.kind
+        {
+            return Err(ClusterError::BadResponse {
+                what: what.to_string(),
+                message: format!("expected a {}, the server sent a {}", r.kind, types.kind),
+            });
+        }
+        if obj.metadata.name.is_none() {
+            return Err(ClusterError::BadResponse {
+                what: what.to_string(),
+                message: "the answer has no metadata.name".into(),
+            });
+        }
+        serde_json::to_value(obj).map_err(|e| ClusterError::BadResponse {
+            what: what.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// GET one object; `None` when it does not exist.
@@ -453,13 +348,11 @@ impl Api {
         name: &str,
     ) -> Result<Option<Value>, ClusterError> {
         let what = format!("get {} {}", r.kind, display(namespace, name));
-        match self
-            .send(&what, Method::GET, &r.object(namespace, name), None)
-            .await?
-        {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.code == 404 => Ok(None),
-            Err(e) => Err(Self::api_error(&what, e)),
+        let api = self.dynamic(r, namespace);
+        match self.call(&what, || api.get(name)).await? {
+            Ok(obj) => Ok(Some(Self::checked(&what, r, obj)?)),
+            Err(s) if s.code == 404 => Ok(None),
+            Err(s) => Err(Self::api_error(&what, s)),
         }
     }
 
@@ -473,104 +366,143 @@ impl Api {
         force: bool,
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
-        let mut path = format!("{}?fieldManager={FIELD_MANAGER}", r.object(namespace, name));
+        let mut params = PatchParams::apply(FIELD_MANAGER);
         if force {
-            path.push_str("&force=true");
+            params = params.force();
         }
         if dry_run {
-            path.push_str("&dryRun=All");
+            params = params.dry_run();
         }
         let verb = if dry_run { "dry-run apply" } else { "apply" };
         let what = format!("{verb} {} {}", r.kind, display(namespace, name));
-        let body = serde_json::to_vec(object).map_err(|e| ClusterError::Other(e.to_string()))?;
+        let api = self.dynamic(r, namespace);
+        let patch = Patch::Apply(object);
         match self
-            .send(
-                &what,
-                Method::PATCH,
-                &path,
-                Some(("application/apply-patch+yaml", body)),
-            )
+            .call(&what, || api.patch(name, &params, &patch))
             .await?
         {
-            Ok(v) => Ok(v),
-            Err(e) if e.code == 409 && !e.causes.is_empty() => Err(ClusterError::Conflict {
-                object: format!("{} {}", r.kind, display(namespace, name)),
-                conflicts: e
-                    .causes
-                    .iter()
-                    .map(|(field, message)| (field.clone(), manager_of(message)))
-                    .collect(),
-            }),
-            Err(e) => Err(Self::api_error(&what, e)),
+            Ok(obj) => Self::checked(&what, r, obj),
+            Err(s) if s.code == 409 => {
+                let conflicts: Vec<(String, String)> = s
+                    .details
+                    .as_ref()
+                    .map(|d| {
+                        d.causes
+                            .iter()
+                            .filter(|c| c.reason == "FieldManagerConflict")
+                            .map(|c| (c.field.clone(), manager_of(&c.message)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if conflicts.is_empty() {
+                    Err(Self::api_error(&what, s))
+                } else {
+                    Err(ClusterError::Conflict {
+                        object: format!("{} {}", r.kind, display(namespace, name)),
+                        conflicts,
+                    })
+                }
+            }
+            Err(s) => Err(Self::api_error(&what, s)),
         }
     }
 
-    /// LIST objects with a label selector, in a namespace or cluster-wide.
+    /// LIST objects (all pages), in a namespace or cluster-wide, optionally label-selected.
     pub async fn list(
         &self,
         r: &Resource,
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
-        let path = format!(
-            "{}?labelSelector={}",
-            r.collection(namespace),
-            encode(selector)
-        );
         let what = format!(
-            "list {} {}",
+            "list {}{}",
             r.plural,
-            namespace.map(|n| format!("in {n}")).unwrap_or_default()
+            namespace.map(|n| format!(" in {n}")).unwrap_or_default()
         );
-        match self.send(&what, Method::GET, &path, None).await? {
-            Ok(v) => Ok(v["items"].as_array().cloned().unwrap_or_default()),
-            Err(e) if e.code == 404 => Ok(Vec::new()),
-            Err(e) => Err(Self::api_error(&what, e)),
+        let api = self.dynamic(r, namespace);
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = ListParams::default().limit(PAGE);
+            if !selector.is_empty() {
+                lp = lp.labels(selector);
+            }
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = match self.call(&what, || api.list(&lp)).await? {
+                Ok(page) => page,
+                Err(s) if s.code == 404 => return Ok(Vec::new()),
+                Err(s) => return Err(Self::api_error(&what, s)),
+            };
+            for obj in page.items {
+                let mut v = serde_json::to_value(obj).map_err(|e| ClusterError::BadResponse {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
+                // List items carry no type; the list's type is the resource's.
+                v["apiVersion"] = Value::from(r.api_version.clone());
+                v["kind"] = Value::from(r.kind.clone());
+                items.push(v);
+            }
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(items);
+            }
         }
     }
 
-    /// DELETE one object (background propagation); a missing object is not an error.
+    /// DELETE one object (background propagation) — only the very object `uid` names, so an
+    /// object deleted and re-created by someone else since we looked is never ours to delete.
+    /// A missing object is not an error.
     pub async fn delete(
         &self,
         r: &Resource,
         namespace: Option<&str>,
         name: &str,
+        uid: Option<&str>,
     ) -> Result<(), ClusterError> {
         let what = format!("delete {} {}", r.kind, display(namespace, name));
-        let body = serde_json::to_vec(&serde_json::json!({
-            "apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"
-        }))
-        .map_err(|e| ClusterError::Other(e.to_string()))?;
-        match self
-            .send(
-                &what,
-                Method::DELETE,
-                &r.object(namespace, name),
-                Some(("application/json", body)),
-            )
-            .await?
-        {
+        let api = self.dynamic(r, namespace);
+        let mut params = DeleteParams::background();
+        if let Some(uid) = uid {
+            params = params.preconditions(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            });
+        }
+        match self.call(&what, || api.delete(name, &params)).await? {
             Ok(_) => Ok(()),
-            Err(e) if e.code == 404 => Ok(()),
-            Err(e) => Err(Self::api_error(&what, e)),
+            Err(s) if s.code == 404 => Ok(()),
+            Err(s) => Err(Self::api_error(&what, s)),
         }
     }
 
     /// Events about one object, newest last.
     pub async fn events(&self, namespace: &str, name: &str) -> Result<Vec<Value>, ClusterError> {
-        let path = format!(
-            "/api/v1/namespaces/{namespace}/events?fieldSelector={}",
-            encode(&format!("involvedObject.name={name}"))
-        );
         let what = format!("list events of {namespace}/{name}");
-        match self.send(&what, Method::GET, &path, None).await? {
-            Ok(v) => {
-                let mut items = v["items"].as_array().cloned().unwrap_or_default();
+        let r = Resource {
+            api_version: "v1".into(),
+            kind: "Event".into(),
+            plural: "events".into(),
+            namespaced: true,
+        };
+        let api = self.dynamic(&r, Some(namespace));
+        let lp = ListParams::default()
+            .fields(&format!("involvedObject.name={name}"))
+            .limit(PAGE);
+        match self.call(&what, || api.list(&lp)).await? {
+            Ok(list) => {
+                let mut items: Vec<Value> = list
+                    .items
+                    .into_iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .collect();
                 items.sort_by_key(event_time);
                 Ok(items)
             }
-            Err(e) if e.code == 404 => Ok(Vec::new()),
-            Err(e) => Err(Self::api_error(&what, e)),
+            Err(s) if s.code == 404 => Ok(Vec::new()),
+            Err(s) => Err(Self::api_error(&what, s)),
         }
     }
 }
@@ -600,57 +532,28 @@ fn manager_of(message: &str) -> String {
         .unwrap_or_else(|| message.to_string())
 }
 
-fn refusal(code: u16, body: &Value, raw: &[u8]) -> Refusal {
-    let message = body["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(raw).chars().take(300).collect());
-    let causes = body["details"]["causes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["type"] == "FieldManagerConflict" || c["reason"] == "FieldManagerConflict")
-        .map(|c| {
-            (
-                c["field"].as_str().unwrap_or("").to_string(),
-                c["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    Refusal {
-        code,
-        reason: body["reason"].as_str().map(str::to_string),
-        message,
-        causes,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_group_kinds() {
+    fn group_kinds_and_conflict_managers() {
         let r = Resource {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),
             plural: "deployments".into(),
             namespaced: true,
         };
-        assert_eq!(
-            r.object(Some("ns"), "x"),
-            "/apis/apps/v1/namespaces/ns/deployments/x"
-        );
         assert_eq!(r.group_kind(), "Deployment.apps");
+        assert_eq!(r.api_resource().group, "apps");
         let ns = Resource {
             api_version: "v1".into(),
             kind: "Namespace".into(),
             plural: "namespaces".into(),
             namespaced: false,
         };
-        assert_eq!(ns.object(Some("ignored"), "x"), "/api/v1/namespaces/x");
         assert_eq!(ns.group_kind(), "Namespace");
-        assert_eq!(encode("a=b,c in (d)"), "a%3Db%2Cc%20in%20%28d%29");
+        assert_eq!(ns.api_resource().group, "");
         assert_eq!(
             manager_of("conflict with \"kubectl\": .spec.replicas"),
             "kubectl"

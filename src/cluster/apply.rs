@@ -1,7 +1,9 @@
 //! Executing a plan: server-side apply in kind order (CRDs → Namespaces → ServiceAccounts/RBAC →
 //! ConfigMaps/Secrets → Services → workloads → custom resources → monitoring), bounded concurrency
 //! within a group, no request for unchanged objects, the ApplySet parent kept a superset of its
-//! members, and prune only after everything applied. Also `delete`, in reverse order.
+//! members and its inventory current, and prune only after everything applied. Also `delete`, in
+//! reverse order. Nothing is deleted that is not a member (its id label, seen in the plan, and
+//! its uid as the delete's precondition), and a Namespace only when nothing in it is foreign.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +12,7 @@ use serde_json::Value;
 
 use super::ClusterError;
 use super::api::{Api, Resource, display};
-use super::applyset::{self, ApplySet};
+use super::applyset;
 use super::plan::{Action, Change, Plan};
 use super::progress::Progress;
 
@@ -49,6 +51,8 @@ pub struct Outcome {
     pub unchanged: usize,
     /// Objects pruned.
     pub pruned: Vec<String>,
+    /// Objects kept because they are not ours (delete) or hold foreign objects (Namespaces).
+    pub kept: Vec<String>,
 }
 
 async fn secret_resource(api: &Api) -> Result<Resource, ClusterError> {
@@ -57,16 +61,20 @@ async fn secret_resource(api: &Api) -> Result<Resource, ClusterError> {
         .ok_or_else(|| ClusterError::Other("the cluster does not serve Secrets".into()))
 }
 
-/// Writes the ApplySet parent if it differs from what is live.
+/// Writes the ApplySet parent unless the live one already says the same.
 async fn write_parent(
     api: &Api,
-    set: &ApplySet,
+    plan: &Plan,
     live: Option<&Value>,
     kinds: &BTreeSet<String>,
-    labels: &serde_json::Map<String, Value>,
+    inventory: &applyset::Inventory,
 ) -> Result<(), ClusterError> {
+    let set = &plan.applyset;
     let up_to_date = live.is_some_and(|p| {
-        applyset::contains(p) == *kinds && p["metadata"]["labels"][applyset::ID] == set.id.as_str()
+        applyset::contains(p) == *kinds
+            && applyset::inventory(p) == *inventory
+            && p["metadata"]["labels"][applyset::ID] == set.id.as_str()
+            && p["metadata"]["labels"][applyset::PROJECT] == set.project.as_str()
     });
     if up_to_date {
         return Ok(());
@@ -76,7 +84,7 @@ async fn write_parent(
         &secret,
         Some(&set.namespace),
         &set.name,
-        &set.parent(kinds, labels),
+        &set.parent(kinds, &plan.parent_labels, inventory),
         true,
         false,
     )
@@ -84,28 +92,30 @@ async fn write_parent(
     .map(drop)
 }
 
-/// Applies the changes of one group concurrently; every failure is collected.
+/// Applies the changes of one group concurrently; every failure is collected. Returns what was
+/// done and each written member's fingerprint.
 async fn apply_group(
     api: &Api,
     changes: &[&Change],
     opts: Options,
     progress: &Progress,
-) -> Result<Vec<(Action, String)>, ClusterError> {
-    let results: Vec<Result<(Action, String), ClusterError>> =
+) -> Result<Vec<(Action, String, String, String)>, ClusterError> {
+    let results: Vec<Result<(Action, String, String, String), ClusterError>> =
         stream::iter(changes.iter().map(|c| async move {
             let desired = c
                 .desired
                 .as_ref()
                 .ok_or_else(|| ClusterError::Other(format!("{}: nothing to apply", c.label())))?;
-            api.apply(
-                &c.resource,
-                c.namespace.as_deref(),
-                &c.name,
-                desired,
-                opts.force_conflicts,
-                opts.dry_run,
-            )
-            .await?;
+            let result = api
+                .apply(
+                    &c.resource,
+                    c.namespace.as_deref(),
+                    &c.name,
+                    desired,
+                    opts.force_conflicts || c.adopted,
+                    opts.dry_run,
+                )
+                .await?;
             let verb = match (c.action, opts.dry_run) {
                 (Action::Create, false) => "created",
                 (Action::Create, true) => "would be created (server dry run)",
@@ -113,7 +123,14 @@ async fn apply_group(
                 (_, true) => "would be updated (server dry run)",
             };
             progress.event("apply", &c.label(), verb);
-            Ok((c.action, c.label()))
+            let key =
+                applyset::member_key(&c.resource.group_kind(), c.namespace.as_deref(), &c.name);
+            Ok((
+                c.action,
+                c.label(),
+                key,
+                applyset::fingerprint(desired, &result),
+            ))
         }))
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
@@ -133,13 +150,41 @@ async fn apply_group(
     }
 }
 
-/// Executes a plan. Nothing is pruned unless every create and update succeeded.
+/// The objects of a plan that exist but are not ours, as `Kind ns/name (why)`.
+pub fn foreign(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == Action::Foreign)
+        .map(|c| format!("{} ({})", c.label(), c.why.as_deref().unwrap_or("not ours")))
+        .collect()
+}
+
+/// Notes about parents of environments that are no longer in the config.
+pub fn orphan_notes(plan: &Plan) -> Vec<String> {
+    plan.orphans
+        .iter()
+        .map(|(name, env)| {
+            format!(
+                "environment `{env}` is not in the config, but its objects are still on the cluster \
+                 (ApplySet parent Secret {}/{name}); `mldeploy delete --orphan {env}` removes them",
+                plan.applyset.namespace
+            )
+        })
+        .collect()
+}
+
+/// Executes a plan. Nothing is written when a rendered object is someone else's, and nothing
+/// is pruned unless every create and update succeeded.
 pub async fn execute(
     api: &Api,
     plan: &Plan,
     opts: Options,
     progress: &Progress,
 ) -> Result<Outcome, ClusterError> {
+    let not_ours = foreign(plan);
+    if !not_ours.is_empty() {
+        return Err(ClusterError::NotOurs { objects: not_ours });
+    }
     let mut outcome = Outcome {
         unchanged: plan.count(Action::Unchanged),
         ..Outcome::default()
@@ -160,43 +205,32 @@ pub async fn execute(
     let current_kinds = plan.group_kinds();
     // The parent must list every kind before members of it exist (KEP-3659): the union of what it
     // listed and what is rendered now. It lives in the environment's namespace, so it is written
-    // right after the Namespace group.
+    // right after the Namespace group — only when the kinds grow.
     let mut superset = plan
         .parent
         .as_ref()
         .map(applyset::contains)
         .unwrap_or_default();
+    let grows = !current_kinds.is_subset(&superset) || plan.parent.is_none();
     superset.extend(current_kinds.iter().cloned());
-    let mut parent_written = opts.dry_run;
+    // What the inventory records: members known unchanged now, then each write's answer.
+    let mut inventory: applyset::Inventory = plan.known.clone();
+    let mut parent_live = plan.parent.clone();
+    let mut parent_written = opts.dry_run || !grows;
     for g in groups {
         if g > 1 && !parent_written {
-            write_parent(
-                api,
-                &plan.applyset,
-                plan.parent.as_ref(),
-                &superset,
-                &plan.parent_labels,
-            )
-            .await?;
+            write_parent(api, plan, parent_live.as_ref(), &superset, &inventory).await?;
+            parent_live = None;
             parent_written = true;
         }
         let batch: Vec<&Change> = writes.iter().copied().filter(|c| c.group == g).collect();
-        for (action, label) in apply_group(api, &batch, opts, progress).await? {
+        for (action, label, key, fingerprint) in apply_group(api, &batch, opts, progress).await? {
+            inventory.insert(key, fingerprint);
             match action {
                 Action::Create => outcome.created.push(label),
                 _ => outcome.updated.push(label),
             }
         }
-    }
-    if !parent_written {
-        write_parent(
-            api,
-            &plan.applyset,
-            plan.parent.as_ref(),
-            &superset,
-            &plan.parent_labels,
-        )
-        .await?;
     }
     if opts.dry_run {
         return Ok(outcome);
@@ -206,137 +240,254 @@ pub async fn execute(
         .iter()
         .filter(|c| c.action == Action::Prune)
         .collect();
-    if opts.prune {
-        outcome.pruned =
-            delete_members(api, &plan.applyset, &prunes, opts.concurrency, progress).await?;
+    let kinds = if opts.prune {
+        let (pruned, kept) = delete_members(api, plan, &prunes, opts.concurrency, progress).await?;
+        outcome.pruned = pruned;
+        outcome.kept = kept;
         // Everything is applied and pruned: the parent lists exactly what is rendered.
-        let live = api
-            .get(
-                &secret_resource(api).await?,
-                Some(&plan.applyset.namespace),
-                &plan.applyset.name,
-            )
-            .await?;
-        write_parent(
-            api,
-            &plan.applyset,
-            live.as_ref(),
-            &current_kinds,
-            &plan.parent_labels,
-        )
-        .await?;
-    } else if !prunes.is_empty() {
-        progress.note(&format!(
-            "{} object(s) are no longer rendered; `apply --prune` deletes them",
-            prunes.len()
-        ));
+        &current_kinds
+    } else {
+        if !prunes.is_empty() {
+            progress.note(&format!(
+                "{} object(s) are no longer rendered; `apply --prune` deletes them",
+                prunes.len()
+            ));
+        }
+        &superset
+    };
+    // After a write earlier in this run the live parent is not the plan's any more: write.
+    write_parent(api, plan, parent_live.as_ref(), kinds, &inventory).await?;
+    finish_legacy(api, plan, opts.prune, progress).await?;
+    for note in orphan_notes(plan) {
+        progress.note(&note);
     }
     Ok(outcome)
 }
 
-/// Objects in a namespace that mldeploy did not create (and that are not created automatically).
+/// Retires a legacy parent once none of its members is left under its id: every rendered one
+/// now carries the current id; the rest were pruned (or still wait for `--prune`).
+async fn finish_legacy(
+    api: &Api,
+    plan: &Plan,
+    pruned: bool,
+    progress: &Progress,
+) -> Result<(), ClusterError> {
+    let Some(legacy) = &plan.legacy else {
+        return Ok(());
+    };
+    let left = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Prune)
+        .count();
+    if left > 0 && !pruned {
+        progress.note(&format!(
+            "the ApplySet parent {ns}/{old} (named by an earlier mldeploy) still owns {left} object(s) that \
+             are no longer rendered; `mldeploy apply --prune` removes them and finishes the move to {ns}/{new}",
+            ns = plan.applyset.namespace,
+            old = legacy.name,
+            new = plan.applyset.name
+        ));
+        return Ok(());
+    }
+    let secret = secret_resource(api).await?;
+    api.delete(
+        &secret,
+        Some(&plan.applyset.namespace),
+        &legacy.name,
+        legacy.uid.as_deref(),
+    )
+    .await?;
+    progress.event(
+        "migrate",
+        &format!("Secret {}/{}", plan.applyset.namespace, legacy.name),
+        &format!("ApplySet moved to {}", plan.applyset.name),
+    );
+    Ok(())
+}
+
+/// Objects in a namespace that are not ours: every namespaced kind the server lists is looked
+/// at. Ours are members (labelled with one of `ids`), the ApplySet parents, and whatever a member
+/// owns, directly or through owners it owns (ReplicaSets, Pods, EndpointSlices); Kubernetes'
+/// own furniture (the default ServiceAccount, `kube-root-ca.crt`, token Secrets, Events, a
+/// member Service's Endpoints) is not counted.
 async fn foreign_objects(
     api: &Api,
-    set: &ApplySet,
+    ids: &[&str],
+    member_uids: &BTreeSet<String>,
     namespace: &str,
+    concurrency: usize,
 ) -> Result<Vec<String>, ClusterError> {
-    let kinds = [
-        ("v1", "ConfigMap"),
-        ("v1", "Secret"),
-        ("v1", "Service"),
-        ("v1", "ServiceAccount"),
-        ("v1", "PersistentVolumeClaim"),
-        ("v1", "Pod"),
-        ("apps/v1", "Deployment"),
-        ("apps/v1", "StatefulSet"),
-        ("apps/v1", "DaemonSet"),
-        ("batch/v1", "Job"),
-    ];
-    let mut foreign = Vec::new();
-    for (api_version, kind) in kinds {
-        let Some(r) = api.resource(api_version, kind).await? else {
-            continue;
-        };
-        for obj in api.list(&r, Some(namespace), "").await? {
-            let meta = &obj["metadata"];
-            let name = meta["name"].as_str().unwrap_or("");
-            let ours = meta["labels"][applyset::PART_OF] == set.id.as_str()
-                || meta["labels"][applyset::ID] == set.id.as_str()
-                || meta["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|o| !o.is_empty())
-                || (kind == "ServiceAccount" && name == "default")
-                || (kind == "ConfigMap" && name == "kube-root-ca.crt")
-                || obj["type"] == "kubernetes.io/service-account-token";
-            if !ours {
-                foreign.push(format!("{kind} {name}"));
+    let kinds = api.namespaced_listable().await?;
+    let listed: Vec<(Resource, Vec<Value>)> = futures::TryStreamExt::try_collect(stream::iter(kinds.into_iter().map(|r| async move {
+        if r.kind == "Event" {
+            return Ok::<_, ClusterError>((r, Vec::new()));
+        }
+        let items = match api.list(&r, Some(namespace), "").await {
+            Ok(items) => items,
+            // A kind we may not list is a kind we cannot prove empty.
+            Err(ClusterError::Api { code: 403, .. }) => {
+                return Ok((r.clone(), vec![serde_json::json!({"metadata": {"name": format!("(any: listing {} is forbidden)", r.plural)}})]));
             }
+            Err(e) => return Err(e),
+        };
+        Ok((r, items))
+    }))
+    .buffer_unordered(concurrency.max(1)))
+    .await?;
+    let mut ours: BTreeSet<String> = member_uids.clone();
+    let mut services: BTreeSet<String> = BTreeSet::new();
+    let mut all: Vec<(String, &Value)> = Vec::new();
+    for (r, items) in &listed {
+        for obj in items {
+            let labels = &obj["metadata"]["labels"];
+            let is_member = labels[applyset::PART_OF]
+                .as_str()
+                .is_some_and(|id| ids.contains(&id))
+                || labels[applyset::ID]
+                    .as_str()
+                    .is_some_and(|id| ids.contains(&id));
+            if is_member && let Some(uid) = obj["metadata"]["uid"].as_str() {
+                ours.insert(uid.to_string());
+                if r.kind == "Service" {
+                    services.insert(obj["metadata"]["name"].as_str().unwrap_or("").to_string());
+                }
+            }
+            all.push((r.kind.clone(), obj));
         }
     }
+    // Ownership is transitive: repeat until nothing new is ours.
+    loop {
+        let before = ours.len();
+        for (_, obj) in &all {
+            let owned = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["uid"].as_str().is_some_and(|u| ours.contains(u)));
+            if owned && let Some(uid) = obj["metadata"]["uid"].as_str() {
+                ours.insert(uid.to_string());
+            }
+        }
+        if ours.len() == before {
+            break;
+        }
+    }
+    let mut foreign = Vec::new();
+    for (kind, obj) in all {
+        let meta = &obj["metadata"];
+        let name = meta["name"].as_str().unwrap_or("");
+        let furniture = (kind == "ServiceAccount" && name == "default")
+            || (kind == "ConfigMap" && name == "kube-root-ca.crt")
+            || obj["type"] == "kubernetes.io/service-account-token"
+            || (kind == "Endpoints" && services.contains(name));
+        let mine = meta["uid"].as_str().is_some_and(|u| ours.contains(u));
+        if !mine && !furniture {
+            foreign.push(format!("{kind} {name}"));
+        }
+    }
+    foreign.sort();
+    foreign.dedup();
     Ok(foreign)
 }
 
-/// Deletes ApplySet members in reverse apply order (concurrently within a group), keeping any
-/// Namespace that still holds objects mldeploy does not manage.
+/// Deletes ApplySet members in reverse apply order (concurrently within a group), each only if
+/// it is still the object the plan saw (uid precondition), keeping any Namespace that holds
+/// objects that are not ours. Returns (deleted, kept).
 async fn delete_members(
     api: &Api,
-    set: &ApplySet,
+    plan: &Plan,
     members: &[&Change],
     concurrency: usize,
     progress: &Progress,
-) -> Result<Vec<String>, ClusterError> {
+) -> Result<(Vec<String>, Vec<String>), ClusterError> {
+    let mut ids: Vec<&str> = vec![plan.applyset.id.as_str()];
+    if let Some(l) = &plan.legacy {
+        ids.push(l.id.as_str());
+    }
+    let member_uids: BTreeSet<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Foreign)
+        .filter_map(|c| c.uid.clone())
+        .collect();
     let groups: BTreeSet<u8> = members.iter().map(|c| c.group).collect();
     let mut deleted = Vec::new();
+    let mut kept = Vec::new();
     for g in groups.into_iter().rev() {
         let batch: Vec<&&Change> = members.iter().filter(|c| c.group == g).collect();
-        let results: Vec<Result<Option<String>, ClusterError>> =
-            stream::iter(batch.into_iter().map(|c| async move {
-                if c.resource.kind == "Namespace" {
-                    let foreign = foreign_objects(api, set, &c.name).await?;
-                    if !foreign.is_empty() {
-                        progress.event(
-                            "prune",
-                            &c.label(),
-                            &format!(
-                                "kept: it holds objects mldeploy does not manage ({})",
-                                foreign.join(", ")
-                            ),
-                        );
-                        return Ok(None);
+        let results: Vec<Result<Result<String, String>, ClusterError>> =
+            stream::iter(batch.into_iter().map(|c| {
+                let (ids, member_uids) = (&ids, &member_uids);
+                async move {
+                    if c.resource.kind == "Namespace" {
+                        let foreign =
+                            foreign_objects(api, ids, member_uids, &c.name, concurrency).await?;
+                        if !foreign.is_empty() {
+                            progress.event(
+                                "prune",
+                                &c.label(),
+                                &format!(
+                                    "kept: it holds objects that are not this environment's ({})",
+                                    foreign.join(", ")
+                                ),
+                            );
+                            return Ok(Err(c.label()));
+                        }
                     }
-                }
-                api.delete(&c.resource, c.namespace.as_deref(), &c.name)
+                    api.delete(
+                        &c.resource,
+                        c.namespace.as_deref(),
+                        &c.name,
+                        c.uid.as_deref(),
+                    )
                     .await?;
-                progress.event("delete", &c.label(), "deleted");
-                Ok(Some(c.label()))
+                    progress.event("delete", &c.label(), "deleted");
+                    Ok(Ok(c.label()))
+                }
             }))
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
         for r in results {
-            if let Some(label) = r? {
-                deleted.push(label);
+            match r? {
+                Ok(label) => deleted.push(label),
+                Err(label) => kept.push(label),
             }
         }
     }
     deleted.sort();
-    Ok(deleted)
+    kept.sort();
+    Ok((deleted, kept))
 }
 
-/// Deletes every member of an environment's ApplySet, then its parent. Returns what was deleted.
+/// Deletes every member of an environment's ApplySet, then its parent (and a legacy parent).
+/// Rendered objects that exist but are not members are left alone and reported.
 pub async fn delete_all(
     api: &Api,
     plan: &Plan,
     concurrency: usize,
     progress: &Progress,
-) -> Result<Vec<String>, ClusterError> {
-    let Some(_) = &plan.parent else {
+) -> Result<Outcome, ClusterError> {
+    let mut outcome = Outcome::default();
+    for c in plan.changes.iter().filter(|c| c.action == Action::Foreign) {
+        progress.event(
+            "delete",
+            &c.label(),
+            &format!(
+                "left alone: {}",
+                c.why.as_deref().unwrap_or("not this environment's")
+            ),
+        );
+        outcome.kept.push(c.label());
+    }
+    if plan.parent.is_none() && plan.legacy.is_none() {
         progress.note(&format!(
             "nothing to delete: no ApplySet {}/{} on context {}",
             plan.applyset.namespace, plan.applyset.name, api.context
         ));
-        return Ok(Vec::new());
-    };
+        return Ok(outcome);
+    }
     // Members are what is live and labelled: rendered objects that exist, and prune candidates.
     let mut members: Vec<&Change> = plan
         .changes
@@ -350,18 +501,36 @@ pub async fn delete_all(
         .filter(|c| c.resource.kind == "Namespace")
         .collect();
     members.retain(|c| c.resource.kind != "Namespace");
-    let mut deleted = delete_members(api, &plan.applyset, &members, concurrency, progress).await?;
+    let (deleted, kept) = delete_members(api, plan, &members, concurrency, progress).await?;
+    outcome.pruned = deleted;
+    outcome.kept.extend(kept);
     let secret = secret_resource(api).await?;
-    api.delete(&secret, Some(&plan.applyset.namespace), &plan.applyset.name)
+    let mut parents: Vec<(String, Option<String>)> = Vec::new();
+    if let Some(p) = &plan.parent {
+        parents.push((
+            plan.applyset.name.clone(),
+            p["metadata"]["uid"].as_str().map(str::to_string),
+        ));
+    }
+    if let Some(l) = &plan.legacy {
+        parents.push((l.name.clone(), l.uid.clone()));
+    }
+    for (name, uid) in parents {
+        api.delete(
+            &secret,
+            Some(&plan.applyset.namespace),
+            &name,
+            uid.as_deref(),
+        )
         .await?;
-    progress.event(
-        "delete",
-        &format!(
-            "Secret {}",
-            display(Some(&plan.applyset.namespace), &plan.applyset.name)
-        ),
-        "deleted (ApplySet parent)",
-    );
-    deleted.extend(delete_members(api, &plan.applyset, &namespace, concurrency, progress).await?);
-    Ok(deleted)
+        progress.event(
+            "delete",
+            &format!("Secret {}", display(Some(&plan.applyset.namespace), &name)),
+            "deleted (ApplySet parent)",
+        );
+    }
+    let (deleted, kept) = delete_members(api, plan, &namespace, concurrency, progress).await?;
+    outcome.pruned.extend(deleted);
+    outcome.kept.extend(kept);
+    Ok(outcome)
 }

@@ -5,10 +5,16 @@
 pub mod api;
 pub mod apply;
 pub mod applyset;
+pub mod connect;
+#[cfg(test)]
+pub mod memory;
 pub mod plan;
 pub mod progress;
 pub mod status;
 pub mod wait;
+
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -74,11 +80,27 @@ pub enum ClusterError {
         /// What went wrong.
         message: String,
     },
-    /// Interrupted (Ctrl-C) between requests.
-    #[error("interrupted: stopped before {what}")]
-    Cancelled {
-        /// What was not started.
+    /// A request did not finish within its deadline (retries included).
+    #[error("{what}: no answer within {}s", after.as_secs())]
+    Timeout {
+        /// The request.
         what: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The server answered 2xx with something that is not what was asked for.
+    #[error("{what}: unexpected answer: {message}")]
+    BadResponse {
+        /// The request.
+        what: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// Rendered objects exist on the cluster but are not members of this environment's ApplySet.
+    #[error("{} object(s) exist but were not created by this environment, so they are not mldeploy's to change:\n{}", objects.len(), objects.iter().map(|o| format!("  - {o}")).collect::<Vec<_>>().join("\n"))]
+    NotOurs {
+        /// `Kind namespace/name (why)` for each.
+        objects: Vec<String>,
     },
     /// Several objects failed in one apply group.
     #[error("{} object(s) failed to apply:\n{}", errors.len(), errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
@@ -104,8 +126,24 @@ impl ClusterError {
                 Some("check your credentials and RBAC for this context (kubectl auth can-i)".into())
             }
             ClusterError::Transport { .. } => Some("is the cluster reachable from here? (kubectl cluster-info)".into()),
-            ClusterError::Cancelled { .. } => Some("nothing was pruned; run the same command again to converge".into()),
+            ClusterError::Timeout { .. } => Some("is the API server overloaded or unreachable? raise --request-timeout if it is only slow".into()),
+            ClusterError::NotOurs { .. } => Some("rename the model, remove the objects, or take them over with --adopt (they then belong to this environment and `delete` removes them)".into()),
             _ => None,
         }
     }
+}
+
+/// `text` on one line, safe to print on a terminal ([`crate::diag::escape`]) and cut to `max`
+/// characters with an ellipsis: for what a server or a plugin said.
+pub fn escape(text: &str, max: usize) -> String {
+    let line: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
+    let mut out = crate::diag::escape(&line);
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }

@@ -1,8 +1,12 @@
-//! The plan, shared by `diff` and `apply` (as kapp does): every rendered object classified as
-//! create / update / unchanged against live state (compared through a server-side dry-run apply),
-//! plus the ApplySet members that are no longer rendered (prune).
+//! The plan, shared by `diff`, `apply` and `delete` (as kapp does). One LIST per kind finds what
+//! is live; membership of this environment's ApplySet (its id label) is the only proof that a
+//! live object is ours. Rendered objects that are not live are created; members whose intent and
+//! live state match what the parent's inventory recorded are unchanged without a request of their
+//! own; only the rest get a server-side dry run, and only real changes become updates. Members
+//! no longer rendered are pruned; rendered objects that exist but are not ours are reported,
+//! never touched (unless adopted).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
@@ -25,6 +29,10 @@ pub enum Action {
     Unchanged,
     /// A member of the ApplySet that is no longer rendered.
     Prune,
+    /// Exists on the cluster but is not a member: someone else's (`--adopt` takes it over).
+    Foreign,
+    /// A Namespace that exists and is not ours: deployed into as it is, never changed or deleted.
+    Used,
 }
 
 /// One object's change.
@@ -44,6 +52,14 @@ pub struct Change {
     pub desired: Option<Value>,
     /// A unified diff of live → desired (empty when unchanged).
     pub diff: String,
+    /// The live object's uid (members and foreign objects), the precondition of a delete.
+    pub uid: Option<String>,
+    /// Why the object is foreign (for [`Action::Foreign`]).
+    pub why: Option<String>,
+    /// For an unchanged member: its fingerprint now (what the inventory records for it).
+    pub fingerprint: Option<String>,
+    /// Not a member yet, taken over by `--adopt`: applied with ownership of every field.
+    pub adopted: bool,
 }
 
 impl Change {
@@ -72,6 +88,27 @@ pub struct Plan {
     pub parent_labels: serde_json::Map<String, Value>,
     /// Every change, in apply order (prunes last).
     pub changes: Vec<Change>,
+    /// The inventory the live parent recorded.
+    pub recorded: applyset::Inventory,
+    /// Fingerprints of members known to be as intended now (unchanged ones), by member key.
+    pub known: applyset::Inventory,
+    /// A parent under the name mldeploy 0.1 used, proven ours by its labels: its members are
+    /// ours too, and it is removed once nothing is labelled with its id any more.
+    pub legacy: Option<LegacyParent>,
+    /// Parents of this project in the namespace whose environment is not this one (renamed or
+    /// removed environments): `(parent name, environment)`.
+    pub orphans: Vec<(String, String)>,
+}
+
+/// A parent under the legacy name.
+#[derive(Debug, Clone)]
+pub struct LegacyParent {
+    /// Its name.
+    pub name: String,
+    /// Its id (its members' label).
+    pub id: String,
+    /// Its uid.
+    pub uid: Option<String>,
 }
 
 /// A change as JSON (`diff --output json`).
@@ -87,9 +124,12 @@ struct JsonChange<'a> {
 }
 
 impl Plan {
-    /// Whether applying would change anything (what `diff` exits 2 for).
+    /// Whether applying would change anything (what `diff` exits 2 for). Foreign objects count:
+    /// the cluster does not hold what the config says.
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action != Action::Unchanged)
+        self.changes
+            .iter()
+            .any(|c| !matches!(c.action, Action::Unchanged | Action::Used))
     }
 
     /// How many changes of each action.
@@ -101,7 +141,7 @@ impl Plan {
     pub fn group_kinds(&self) -> BTreeSet<String> {
         self.changes
             .iter()
-            .filter(|c| c.action != Action::Prune)
+            .filter(|c| !matches!(c.action, Action::Prune | Action::Foreign | Action::Used))
             .map(|c| c.resource.group_kind())
             .collect()
     }
@@ -129,20 +169,11 @@ impl Plan {
                 "update": self.count(Action::Update),
                 "unchanged": self.count(Action::Unchanged),
                 "prune": self.count(Action::Prune),
+                "notOurs": self.count(Action::Foreign),
             },
+            "orphanedEnvironments": self.orphans.iter().map(|(_, e)| e).collect::<Vec<_>>(),
             "changes": changes,
         })
-    }
-}
-
-/// What to install for a missing group, for the error's hint.
-fn install_hint(api_version: &str) -> &'static str {
-    match api_version.split('/').next().unwrap_or("") {
-        "machinelearning.seldon.io" => "Seldon Core v1",
-        "mlops.seldon.io" => "Seldon Core v2",
-        "serving.kserve.io" => "KServe",
-        "monitoring.coreos.com" => "kube-prometheus-stack (Prometheus Operator)",
-        _ => "the operator that provides it",
     }
 }
 
@@ -190,6 +221,26 @@ fn sorted(v: &Value) -> Value {
     }
 }
 
+/// A Secret with its values masked, as `kubectl diff` does: `***` where both sides agree,
+/// `*** (before)` / `*** (after)` where they differ. `other` is the object on the other side.
+pub fn mask_secret(v: &mut Value, other: Option<&Value>, side: &str) {
+    if v["kind"] != "Secret" || v["apiVersion"] != "v1" {
+        return;
+    }
+    for field in ["data", "stringData"] {
+        if let Some(map) = v.get_mut(field).and_then(Value::as_object_mut) {
+            for (key, value) in map.iter_mut() {
+                let same = other.is_some_and(|o| o[field][key] == *value);
+                *value = Value::from(if same {
+                    "***".to_string()
+                } else {
+                    format!("*** ({side})")
+                });
+            }
+        }
+    }
+}
+
 /// An object as YAML for diffs.
 pub fn to_yaml(v: &Value) -> String {
     serde_saphyr::to_string(&sorted(v)).unwrap_or_default()
@@ -207,22 +258,42 @@ pub fn unified(old: &str, new: &str, label: &str) -> String {
 /// How `plan` compares a rendered object that exists on the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
-    /// A server-side dry-run apply, so updates and their diffs are exact (diff, apply).
+    /// The recorded inventory, else a server-side dry-run apply, so updates and their diffs are
+    /// exact (diff, apply).
     DryRun,
-    /// Existence only, every live object counts as unchanged (delete needs no more).
+    /// Existence only, every live member counts as unchanged (delete needs no more).
     Existence,
 }
 
-/// Compares the bundle with the cluster.
-pub async fn plan(
+/// How to plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How to compare.
+    pub compare: Compare,
+    /// Treat rendered objects that exist without our label as ours (`--adopt`).
+    pub adopt: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// What to install for a missing group, for the error's hint.
+fn install_hint(api_version: &str) -> &'static str {
+    match api_version.split('/').next().unwrap_or("") {
+        "machinelearning.seldon.io" => "Seldon Core v1",
+        "mlops.seldon.io" => "Seldon Core v2",
+        "serving.kserve.io" => "KServe",
+        "monitoring.coreos.com" => "kube-prometheus-stack (Prometheus Operator)",
+        "keda.sh" => "KEDA",
+        _ => "the operator that provides it",
+    }
+}
+
+/// Resolves every kind the bundle uses; all missing CRDs are reported together.
+async fn resolve_kinds(
     api: &Api,
     bundle: &Bundle,
-    env: &str,
-    applyset: ApplySet,
-    compare: Compare,
     concurrency: usize,
-) -> Result<Plan, ClusterError> {
-    // Resolve every kind first, so all missing CRDs are reported together.
+) -> Result<Vec<Resource>, ClusterError> {
     let mut kinds: Vec<(String, String)> = bundle
         .manifests
         .iter()
@@ -230,12 +301,12 @@ pub async fn plan(
         .collect();
     kinds.sort();
     kinds.dedup();
-    let mut resources = Vec::new();
-    let mut missing = Vec::new();
     let found: Vec<Option<Resource>> = stream::iter(kinds.iter().map(|(v, k)| api.resource(v, k)))
         .buffered(concurrency.max(1))
         .try_collect()
         .await?;
+    let mut resources = Vec::new();
+    let mut missing = Vec::new();
     for ((api_version, kind), r) in kinds.iter().zip(found) {
         match r {
             Some(r) => resources.push(r),
@@ -254,6 +325,121 @@ pub async fn plan(
             ),
         });
     }
+    Ok(resources)
+}
+
+/// The ApplySet parents in the environment's namespace: ours, a legacy one proven ours, and
+/// this project's parents of other environments.
+struct Parents {
+    current: Option<Value>,
+    legacy: Option<LegacyParent>,
+    legacy_kinds: BTreeSet<String>,
+    orphans: Vec<(String, String)>,
+}
+
+async fn parents(api: &Api, set: &ApplySet) -> Result<Parents, ClusterError> {
+    let secret = api
+        .resource("v1", "Secret")
+        .await?
+        .ok_or_else(|| ClusterError::Other("the cluster does not serve Secrets".into()))?;
+    let all = api
+        .list(&secret, Some(&set.namespace), applyset::ID)
+        .await?;
+    let mut out = Parents {
+        current: None,
+        legacy: None,
+        legacy_kinds: BTreeSet::new(),
+        orphans: Vec::new(),
+    };
+    for p in all {
+        let meta = &p["metadata"];
+        let name = meta["name"].as_str().unwrap_or("").to_string();
+        let labels = &meta["labels"];
+        if name == set.name {
+            if set.owns_parent(&p) {
+                out.current = Some(p);
+            }
+        } else if set.owns_parent(&p) {
+            out.legacy_kinds = applyset::contains(&p);
+            out.legacy = Some(LegacyParent {
+                name,
+                id: labels[applyset::ID].as_str().unwrap_or("").to_string(),
+                uid: meta["uid"].as_str().map(str::to_string),
+            });
+        } else if (labels[applyset::PROJECT] == set.project.as_str()
+            || labels["app.kubernetes.io/part-of"] == set.project.as_str())
+            && labels["app.kubernetes.io/managed-by"] == "mldeploy"
+            && let Some(env) = labels[applyset::ENVIRONMENT].as_str()
+            && env != set.env
+        {
+            out.orphans.push((name, env.to_string()));
+        }
+    }
+    out.orphans.sort();
+    Ok(out)
+}
+
+/// This project's parents of environments other than `set`'s in its namespace (renamed or
+/// removed environments), as `(parent name, environment)`.
+pub async fn orphans(api: &Api, set: &ApplySet) -> Result<Vec<(String, String)>, ClusterError> {
+    Ok(parents(api, set).await?.orphans)
+}
+
+/// Live objects of one kind, by (namespace, name).
+type Listing = BTreeMap<(Option<String>, String), Value>;
+
+/// Lists one kind: unselected where rendered objects of it live (so objects that are not ours
+/// but have our names are seen), label-selected elsewhere (members of kinds no longer rendered).
+async fn list_kind(
+    api: &Api,
+    resource: &Resource,
+    namespaces: &BTreeSet<Option<String>>,
+    selector: &str,
+) -> Result<Listing, ClusterError> {
+    let mut out = Listing::new();
+    for ns in namespaces {
+        let scope = if resource.namespaced {
+            ns.as_deref()
+        } else {
+            None
+        };
+        for obj in api.list(resource, scope, selector).await? {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let namespace = obj["metadata"]["namespace"].as_str().map(str::to_string);
+            out.insert((namespace, name), obj);
+        }
+        if !resource.namespaced {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `live` carries one of `ids` as its ApplySet label.
+fn member_of(live: &Value, ids: &[&str]) -> bool {
+    live["metadata"]["labels"][applyset::PART_OF]
+        .as_str()
+        .is_some_and(|id| ids.contains(&id))
+}
+
+fn label_of(resource: &Resource, namespace: Option<&str>, name: &str) -> String {
+    format!(
+        "{}/{}",
+        resource.kind.to_lowercase(),
+        display(namespace, name)
+    )
+}
+
+/// Compares the bundle with the cluster.
+pub async fn plan(
+    api: &Api,
+    bundle: &Bundle,
+    env: &str,
+    applyset: ApplySet,
+    opts: Options,
+) -> Result<Plan, ClusterError> {
+    let concurrency = opts.concurrency.max(1);
+    let resources = resolve_kinds(api, bundle, concurrency).await?;
     let find = |api_version: &str, kind: &str| {
         resources
             .iter()
@@ -261,9 +447,20 @@ pub async fn plan(
             .cloned()
             .ok_or_else(|| ClusterError::Other(format!("{kind} was resolved but not found")))
     };
+    let parents = parents(api, &applyset).await?;
+    let recorded = parents
+        .current
+        .as_ref()
+        .map(applyset::inventory)
+        .unwrap_or_default();
+    let mut ids: Vec<&str> = vec![applyset.id.as_str()];
+    if let Some(l) = &parents.legacy {
+        ids.push(l.id.as_str());
+    }
 
+    // What is rendered, keyed by group-kind.
     let mut parent_labels = serde_json::Map::new();
-    let mut work = Vec::new();
+    let mut rendered: Vec<(Resource, Option<String>, String, Value)> = Vec::new();
     for m in &bundle.manifests {
         let resource = find(&m.api_version, &m.kind)?;
         let mut desired = m.object();
@@ -274,134 +471,259 @@ pub async fn plan(
         }
         desired["metadata"]["labels"][applyset::PART_OF] = Value::from(applyset.id.clone());
         let namespace = resource.namespaced.then(|| m.namespace.clone()).flatten();
-        work.push((resource, namespace, m.name.clone(), desired));
+        rendered.push((resource, namespace, m.name.clone(), desired));
     }
 
-    let changes: Vec<Change> = stream::iter(work.into_iter().map(
-        |(resource, namespace, name, desired)| async move {
-            let live = api.get(&resource, namespace.as_deref(), &name).await?;
-            let label = format!(
-                "{}/{}",
-                resource.kind.to_lowercase(),
-                display(namespace.as_deref(), &name)
+    // One LIST per kind (and namespace): rendered kinds unselected, the parents' other kinds
+    // selected by the ApplySet id.
+    let mut namespaces: BTreeSet<Option<String>> = rendered.iter().map(|r| r.1.clone()).collect();
+    namespaces.insert(Some(applyset.namespace.clone()));
+    namespaces.remove(&None);
+    let mut lists: BTreeMap<String, (Resource, BTreeSet<Option<String>>, String)> = BTreeMap::new();
+    for (resource, namespace, _, _) in &rendered {
+        let entry = lists
+            .entry(resource.group_kind())
+            .or_insert_with(|| (resource.clone(), BTreeSet::new(), String::new()));
+        entry.1.insert(namespace.clone());
+    }
+    let mut listed_kinds: BTreeSet<String> = parents
+        .current
+        .as_ref()
+        .map(applyset::contains)
+        .unwrap_or_default();
+    listed_kinds.extend(parents.legacy_kinds.iter().cloned());
+    let mut dropped = Vec::new();
+    for gk in listed_kinds {
+        if !lists.contains_key(&gk) {
+            dropped.push(gk);
+        }
+    }
+    let found: Vec<Option<Resource>> = stream::iter(dropped.iter().map(|gk| {
+        let (kind, group_name) = applyset::split_group_kind(gk);
+        discover_group_kind(api, kind, group_name, &resources)
+    }))
+    .buffered(concurrency)
+    .try_collect()
+    .await?;
+    for r in found.into_iter().flatten() {
+        // Members may only be labelled with one of our ids: select on each.
+        for id in &ids {
+            lists.insert(
+                format!("{} {id}", r.group_kind()),
+                (
+                    r.clone(),
+                    namespaces.clone(),
+                    format!("{}={id}", applyset::PART_OF),
+                ),
             );
-            let (action, diff) = match &live {
-                None => (Action::Create, unified("", &to_yaml(&desired), &label)),
-                Some(_) if compare == Compare::Existence => (Action::Unchanged, String::new()),
-                Some(live) => {
-                    let result = api
-                        .apply(
-                            &resource,
-                            namespace.as_deref(),
-                            &name,
-                            &desired,
-                            false,
-                            true,
-                        )
-                        .await;
-                    let result = match result {
-                        Ok(r) => r,
-                        // A conflict shows in the plan as an update; apply reports who owns what.
-                        Err(ClusterError::Conflict { .. }) => desired.clone(),
-                        Err(e) => return Err(e),
-                    };
-                    let before = to_yaml(&normalize(live.clone()));
-                    let after = to_yaml(&normalize(result));
-                    if before == after {
-                        (Action::Unchanged, String::new())
-                    } else {
-                        (Action::Update, unified(&before, &after, &label))
-                    }
-                }
-            };
-            Ok::<Change, ClusterError>(Change {
-                action,
-                group: group(&resource.kind),
-                resource,
-                namespace,
-                name,
-                desired: Some(desired),
-                diff,
-            })
+        }
+    }
+    let listed: Vec<(String, Listing)> = stream::iter(lists.iter().map(
+        |(key, (resource, namespaces, selector))| async move {
+            let items = list_kind(api, resource, namespaces, selector).await?;
+            Ok::<_, ClusterError>((key.split(' ').next().unwrap_or(key).to_string(), items))
         },
     ))
-    .buffered(concurrency.max(1))
+    .buffered(concurrency)
+    .try_collect()
+    .await?;
+    let mut live: BTreeMap<String, Listing> = BTreeMap::new();
+    for (gk, items) in listed {
+        live.entry(gk).or_default().extend(items);
+    }
+
+    // Classify each rendered object.
+    let changes: Vec<Change> = stream::iter(rendered.into_iter().map(
+        |(resource, namespace, name, desired)| {
+            let current = live
+                .get(&resource.group_kind())
+                .and_then(|l| l.get(&(namespace.clone(), name.clone())))
+                .cloned();
+            let recorded = &recorded;
+            let ids = &ids;
+            async move {
+                classify(
+                    api, resource, namespace, name, desired, current, recorded, ids, opts,
+                )
+                .await
+            }
+        },
+    ))
+    .buffered(concurrency)
     .try_collect()
     .await?;
 
-    // Members of the ApplySet that are no longer rendered.
-    let secret = api
-        .resource("v1", "Secret")
-        .await?
-        .ok_or_else(|| ClusterError::Other("the cluster does not serve Secrets".into()))?;
-    let parent = api
-        .get(&secret, Some(&applyset.namespace), &applyset.name)
-        .await?;
+    // Members no longer rendered.
     let mut prunes = Vec::new();
-    if let Some(parent) = &parent {
-        let mut group_kinds = applyset::contains(parent);
-        group_kinds.extend(changes.iter().map(|c| c.resource.group_kind()));
-        // Each kind's members are listed concurrently; the order of the result is fixed below.
-        let selector = format!("{}={}", applyset::PART_OF, applyset.id);
-        let listed: Vec<Option<(Resource, Vec<Value>)>> =
-            stream::iter(group_kinds.iter().map(|gk| {
-                let (kind, group_name) = applyset::split_group_kind(gk);
-                let (resources, selector, namespace) = (&resources, &selector, &applyset.namespace);
-                async move {
-                    let Some(resource) =
-                        discover_group_kind(api, kind, group_name, resources).await?
-                    else {
-                        return Ok::<_, ClusterError>(None);
-                    };
-                    let scope = resource.namespaced.then_some(namespace.as_str());
-                    let items = api.list(&resource, scope, selector).await?;
-                    Ok(Some((resource, items)))
-                }
-            }))
-            .buffered(concurrency.max(1))
-            .try_collect()
-            .await?;
-        for (resource, items) in listed.into_iter().flatten() {
-            for live in items {
-                let name = live["metadata"]["name"].as_str().unwrap_or("").to_string();
-                let namespace = live["metadata"]["namespace"].as_str().map(str::to_string);
-                let rendered = changes.iter().any(|c| {
-                    c.resource.group_kind() == resource.group_kind()
-                        && c.name == name
-                        && c.namespace == namespace
-                });
-                if !rendered {
-                    let label = format!(
-                        "{}/{}",
-                        resource.kind.to_lowercase(),
-                        display(namespace.as_deref(), &name)
-                    );
-                    prunes.push(Change {
-                        action: Action::Prune,
-                        group: group(&resource.kind),
-                        diff: unified(&to_yaml(&normalize(live)), "", &label),
-                        resource: resource.clone(),
-                        namespace,
-                        name,
-                        desired: None,
-                    });
-                }
+    for (gk, items) in &live {
+        for ((namespace, name), obj) in items {
+            if !member_of(obj, &ids) {
+                continue;
             }
+            let rendered = changes.iter().any(|c| {
+                c.resource.group_kind() == *gk && c.name == *name && c.namespace == *namespace
+            });
+            if rendered {
+                continue;
+            }
+            let Some(resource) = lists
+                .values()
+                .map(|(r, _, _)| r)
+                .find(|r| r.group_kind() == *gk)
+                .cloned()
+            else {
+                continue;
+            };
+            let label = label_of(&resource, namespace.as_deref(), name);
+            let mut before = normalize(obj.clone());
+            mask_secret(&mut before, None, "before");
+            prunes.push(Change {
+                action: Action::Prune,
+                group: group(&resource.kind),
+                diff: unified(&to_yaml(&before), "", &label),
+                uid: obj["metadata"]["uid"].as_str().map(str::to_string),
+                resource,
+                namespace: namespace.clone(),
+                name: name.clone(),
+                desired: None,
+                why: None,
+                fingerprint: None,
+                adopted: false,
+            });
         }
     }
     prunes.sort_by(|a, b| {
         (b.group, &a.resource.kind, &a.name).cmp(&(a.group, &b.resource.kind, &b.name))
     });
+    let known = changes
+        .iter()
+        .filter_map(|c| {
+            let key =
+                applyset::member_key(&c.resource.group_kind(), c.namespace.as_deref(), &c.name);
+            Some((key, c.fingerprint.clone()?))
+        })
+        .collect();
     let mut all = changes;
     all.extend(prunes);
     Ok(Plan {
         env: env.to_string(),
         context: api.context.clone(),
         applyset,
-        parent,
+        parent: parents.current,
         parent_labels,
         changes: all,
+        recorded,
+        known,
+        legacy: parents.legacy,
+        orphans: parents.orphans,
     })
+}
+
+/// Classifies one rendered object against what is live.
+#[allow(clippy::too_many_arguments)]
+async fn classify(
+    api: &Api,
+    resource: Resource,
+    namespace: Option<String>,
+    name: String,
+    desired: Value,
+    live: Option<Value>,
+    recorded: &applyset::Inventory,
+    ids: &[&str],
+    opts: Options,
+) -> Result<Change, ClusterError> {
+    let label = label_of(&resource, namespace.as_deref(), &name);
+    let key = applyset::member_key(&resource.group_kind(), namespace.as_deref(), &name);
+    let mut change = Change {
+        action: Action::Create,
+        group: group(&resource.kind),
+        resource,
+        namespace,
+        name,
+        desired: None,
+        diff: String::new(),
+        uid: None,
+        why: None,
+        fingerprint: None,
+        adopted: false,
+    };
+    let Some(live) = live else {
+        let mut shown = desired.clone();
+        mask_secret(&mut shown, None, "after");
+        change.diff = unified("", &to_yaml(&shown), &label);
+        change.desired = Some(desired);
+        return Ok(change);
+    };
+    change.uid = live["metadata"]["uid"].as_str().map(str::to_string);
+    if !member_of(&live, ids)
+        && change.resource.kind == "Namespace"
+        && change.resource.group().is_empty()
+    {
+        // Deploying into a namespace someone else made (or another environment shares) is the
+        // normal case: it is used as it is, and never becomes ours to delete.
+        change.action = Action::Used;
+        change.why = Some("exists and is not this environment's: used as it is".into());
+        return Ok(change);
+    }
+    if !member_of(&live, ids) && !opts.adopt {
+        change.action = Action::Foreign;
+        change.why = Some(
+            match live["metadata"]["labels"][applyset::PART_OF].as_str() {
+                Some(_) => "a member of another ApplySet".to_string(),
+                None => match live["metadata"]["managedFields"]
+                    .as_array()
+                    .and_then(|m| m.first())
+                    .and_then(|m| m["manager"].as_str())
+                {
+                    Some(manager) => format!("not created by mldeploy (managed by {manager})"),
+                    None => "not created by mldeploy".to_string(),
+                },
+            },
+        );
+        change.desired = Some(desired);
+        return Ok(change);
+    }
+    change.adopted = !member_of(&live, ids);
+    let fingerprint = applyset::fingerprint(&desired, &live);
+    let relabel = !member_of(&live, &ids[..1]);
+    if opts.compare == Compare::Existence || (!relabel && recorded.get(&key) == Some(&fingerprint))
+    {
+        change.action = Action::Unchanged;
+        change.fingerprint = Some(fingerprint);
+        change.desired = Some(desired);
+        return Ok(change);
+    }
+    let result = api
+        .apply(
+            &change.resource,
+            change.namespace.as_deref(),
+            &change.name,
+            &desired,
+            false,
+            true,
+        )
+        .await;
+    let result = match result {
+        Ok(r) => r,
+        // A conflict shows in the plan as an update; apply reports who owns what.
+        Err(ClusterError::Conflict { .. }) => desired.clone(),
+        Err(e) => return Err(e),
+    };
+    let mut before = normalize(live.clone());
+    let mut after = normalize(result);
+    let raw_after = after.clone();
+    mask_secret(&mut before, Some(&raw_after), "before");
+    mask_secret(&mut after, Some(&normalize(live.clone())), "after");
+    let (before, after) = (to_yaml(&before), to_yaml(&after));
+    if before == after && !relabel {
+        change.action = Action::Unchanged;
+        change.fingerprint = Some(fingerprint);
+    } else {
+        change.action = Action::Update;
+        change.diff = unified(&before, &after, &label);
+    }
+    change.desired = Some(desired);
+    Ok(change)
 }
 
 /// Finds the resource for a `Kind.group` from the parent's annotation: the kinds the bundle uses

@@ -60,7 +60,7 @@ impl Progress {
                 "{}",
                 serde_json::json!({"event": phase, "object": object, "status": status})
             ),
-            Mode::Plain => eprintln!("{phase:<7} {object}: {status}"),
+            Mode::Plain => errln!("{phase:<7} {object}: {status}"),
             Mode::Live => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
@@ -81,10 +81,10 @@ impl Progress {
                 "{}",
                 serde_json::json!({"event": "note", "message": message})
             ),
-            Mode::Plain => eprintln!("{message}"),
+            Mode::Plain => errln!("{message}"),
             Mode::Live => match &self.bar {
                 Some(bar) => bar.println(message),
-                None => eprintln!("{message}"),
+                None => errln!("{message}"),
             },
         }
     }

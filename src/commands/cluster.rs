@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal, Write as _};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Ctx, Error, exit, load_project};
@@ -11,6 +10,7 @@ use crate::bundle::Bundle;
 use crate::cli::{ApplyArgs, DeleteArgs, DiffArgs};
 use crate::cluster::api::Api;
 use crate::cluster::applyset::ApplySet;
+use crate::cluster::connect::{Options, diag_line};
 use crate::cluster::plan::{self, Action, Compare, Plan};
 use crate::cluster::progress::{Mode, Progress};
 use crate::cluster::{ClusterError, apply, status, wait};
@@ -72,34 +72,51 @@ impl Session {
         let cluster = &self.project.clusters[&self.env.cluster];
         let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
         let fallback = crate::infra::default_context(&self.project.name, &cluster.name);
-        let api = Api::connect(ctx.global.kubeconfig.as_deref(), context, Some(&fallback)).await?;
-        // Ctrl-C: finish the requests in flight, start no new ones, prune nothing.
-        let flag = api.cancel_flag();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: finishing requests in flight, then stopping (nothing will be pruned)"
-                );
-                flag.store(true, Ordering::SeqCst);
-            }
-        });
-        Ok(api)
+        let opts = Options {
+            request_timeout: ctx.global.request_timeout,
+            verbosity: ctx.global.verbose,
+        };
+        Ok(Api::connect(
+            ctx.global.kubeconfig.as_deref(),
+            context,
+            Some(&fallback),
+            opts,
+        )
+        .await?)
     }
 
     fn applyset(&self) -> ApplySet {
         ApplySet::new(&self.project.name, &self.env.name, &self.env.namespace)
     }
 
-    async fn plan(&self, api: &Api, compare: Compare, concurrency: usize) -> Result<Plan, Error> {
-        Ok(plan::plan(
-            api,
-            &self.bundle,
-            &self.env.name,
-            self.applyset(),
-            compare,
-            concurrency,
-        )
-        .await?)
+    async fn plan(&self, api: &Api, opts: plan::Options) -> Result<Plan, Error> {
+        Ok(plan::plan(api, &self.bundle, &self.env.name, self.applyset(), opts).await?)
+    }
+
+    /// Runs cluster work to its end, to `deadline`, or to Ctrl-C — which drops the requests in
+    /// flight at once (nothing is pruned: prune only follows a complete apply).
+    fn run<T>(
+        &self,
+        deadline: Option<Duration>,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.runtime.block_on(async {
+            let bounded = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout(d, work).await.unwrap_or_else(|_| {
+                        Err(Error::msg(
+                            format!("stopped after --timeout {}s", d.as_secs()),
+                            Some("nothing was pruned; raise --timeout, or check the cluster (-v logs each request)"),
+                        ))
+                    }),
+                    None => work.await,
+                }
+            };
+            tokio::select! {
+                result = bounded => result,
+                _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            }
+        })
     }
 }
 
@@ -131,10 +148,14 @@ fn summary(plan: &Plan) -> String {
 
 pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
     let s = session(ctx, args.templates.as_deref())?;
-    let plan = s.runtime.block_on(async {
+    let opts = plan::Options {
+        compare: Compare::DryRun,
+        adopt: false,
+        concurrency: usize::from(args.concurrency),
+    };
+    let plan = s.run(Some(args.timeout), async {
         let api = s.connect(ctx).await?;
-        s.plan(&api, Compare::DryRun, usize::from(args.concurrency))
-            .await
+        s.plan(&api, opts).await
     })?;
     if ctx.json() {
         outln!(
@@ -147,20 +168,30 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
         for c in plan
             .changes
             .iter()
-            .filter(|c| c.action != Action::Unchanged)
+            .filter(|c| !matches!(c.action, Action::Unchanged | Action::Used))
         {
             let sign = match c.action {
                 Action::Create => "+ create",
                 Action::Update => "~ update",
                 Action::Prune => "- prune ",
-                Action::Unchanged => "",
+                Action::Foreign => "! not ours",
+                Action::Unchanged | Action::Used => "",
             };
-            out.push_str(&format!("{sign} {}\n", c.label()));
+            match &c.why {
+                Some(why) => out.push_str(&format!(
+                    "{sign} {}: {why}; apply refuses it unless --adopt\n",
+                    c.label()
+                )),
+                None => out.push_str(&format!("{sign} {}\n", c.label())),
+            }
             out.push_str(&colorize(&c.diff, color));
         }
         out.push_str(&summary(&plan));
         out.push('\n');
         out!("{out}");
+        for note in apply::orphan_notes(&plan) {
+            diag_line(&format!("note: {note}"));
+        }
     }
     Ok(if plan.has_changes() {
         exit::CHANGES
@@ -173,16 +204,26 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
     let s = session(ctx, args.templates.as_deref())?;
     let mode = Mode::new(ctx.json(), ctx.progress);
     let concurrency = usize::from(args.concurrency);
-    let outcome = s.runtime.block_on(async {
+    let plan_opts = plan::Options {
+        compare: Compare::DryRun,
+        adopt: args.adopt,
+        concurrency,
+    };
+    let outcome = s.run(None, async {
         let api = s.connect(ctx).await?;
-        let plan = s.plan(&api, Compare::DryRun, concurrency).await?;
+        let plan = s.plan(&api, plan_opts).await?;
         if !ctx.json() {
-            eprintln!("{}", summary(&plan));
+            diag_line(&summary(&plan));
         }
         let steps = plan
             .changes
             .iter()
-            .filter(|c| c.action != Action::Prune)
+            .filter(|c| {
+                matches!(
+                    c.action,
+                    Action::Create | Action::Update | Action::Unchanged
+                )
+            })
             .count() as u64;
         let progress = Progress::new(mode, "apply", steps);
         let opts = apply::Options {
@@ -198,7 +239,12 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
             let targets: Vec<_> = plan
                 .changes
                 .iter()
-                .filter(|c| c.action != Action::Prune && wait::waited_on(&c.resource.kind))
+                .filter(|c| {
+                    matches!(
+                        c.action,
+                        Action::Create | Action::Update | Action::Unchanged
+                    ) && wait::waited_on(&c.resource.kind)
+                })
                 .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
                 .collect();
             let waiting = Progress::new(mode, "wait", targets.len() as u64);
@@ -219,23 +265,32 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
         );
     } else {
         let verb = if args.dry_run { "dry run:" } else { "applied:" };
-        eprintln!(
+        diag_line(&format!(
             "{verb} {} created, {} updated, {} unchanged, {} pruned",
             outcome.created.len(),
             outcome.updated.len(),
             outcome.unchanged,
             outcome.pruned.len()
-        );
+        ));
     }
     Ok(exit::OK)
 }
 
 pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
     let s = session(ctx, None)?;
-    let rows = s.runtime.block_on(async {
+    let (rows, orphans) = s.run(Some(Duration::from_secs(300)), async {
         let api = s.connect(ctx).await?;
-        Ok::<_, Error>(status::status(&api, &s.env).await?)
+        let rows = status::status(&api, &s.env).await?;
+        let orphans = plan::orphans(&api, &s.applyset()).await?;
+        Ok::<_, Error>((rows, orphans))
     })?;
+    for (name, env) in &orphans {
+        diag_line(&format!(
+            "note: environment `{env}` is not in the config, but its objects are still on the cluster \
+             (ApplySet parent Secret {}/{name}); `mldeploy delete --orphan {env}` removes them",
+            s.env.namespace
+        ));
+    }
     if ctx.json() {
         outln!(
             "{}",
@@ -263,32 +318,64 @@ pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
 
 pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
     let s = session(ctx, args.templates.as_deref())?;
+    // An orphaned environment: its ApplySet in this environment's namespace, nothing rendered.
+    let (set, bundle, what) = match &args.orphan {
+        Some(old) => {
+            if s.project.environments.contains_key(old) {
+                return Err(Error::msg(
+                    format!("environment `{old}` is in the config: it is not an orphan"),
+                    Some(&format!("to delete it, run `mldeploy delete --env {old}`")),
+                ));
+            }
+            let set = ApplySet::new(&s.project.name, old, &s.env.namespace);
+            let empty = Bundle {
+                manifests: Vec::new(),
+                terraform: Vec::new(),
+            };
+            (
+                set,
+                empty,
+                format!(
+                    "what the removed environment {old} left in namespace {}",
+                    s.env.namespace
+                ),
+            )
+        }
+        None => (
+            s.applyset(),
+            s.bundle.clone(),
+            format!(
+                "everything mldeploy applied to environment {} (namespace {})",
+                s.env.name, s.env.namespace
+            ),
+        ),
+    };
     if !args.yes {
         if !std::io::stdin().is_terminal() || std::env::var_os("CI").is_some() {
             return Err(Error::msg(
-                format!(
-                    "refusing to delete environment {} without --yes (not a terminal)",
-                    s.env.name
-                ),
-                Some("pass --yes to delete everything mldeploy applied to this environment"),
+                format!("refusing to delete {what} without --yes (not a terminal)"),
+                Some("pass --yes to delete it"),
             ));
         }
-        eprint!(
-            "delete everything mldeploy applied to environment {} (namespace {})? [y/N] ",
-            s.env.name, s.env.namespace
-        );
+        err!("delete {what}? [y/N] ");
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing deleted");
+            diag_line("nothing deleted");
             return Ok(exit::ERROR);
         }
     }
     let mode = Mode::new(ctx.json(), ctx.progress);
-    let deleted = s.runtime.block_on(async {
+    let env_name = set.env.clone();
+    let outcome = s.run(None, async {
         let api = s.connect(ctx).await?;
-        let plan = s.plan(&api, Compare::Existence, 16).await?;
+        let opts = plan::Options {
+            compare: Compare::Existence,
+            adopt: false,
+            concurrency: 16,
+        };
+        let plan = plan::plan(&api, &bundle, &env_name, set, opts).await?;
         let progress = Progress::new(mode, "delete", plan.changes.len() as u64);
         let result = apply::delete_all(&api, &plan, 16, &progress).await;
         progress.finish();
@@ -297,10 +384,17 @@ pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
     if ctx.json() {
         outln!(
             "{}",
-            serde_json::json!({"event": "done", "ok": true, "deleted": deleted})
+            serde_json::json!({"event": "done", "ok": true, "deleted": outcome.pruned, "kept": outcome.kept})
         );
     } else {
-        eprintln!("deleted {} object(s)", deleted.len());
+        diag_line(&format!("deleted {} object(s)", outcome.pruned.len()));
+        if !outcome.kept.is_empty() {
+            diag_line(&format!(
+                "left {} object(s) that are not this environment's: {}",
+                outcome.kept.len(),
+                outcome.kept.join(", ")
+            ));
+        }
     }
     Ok(exit::OK)
 }

@@ -30,6 +30,8 @@ pub mod exit {
     pub const CHANGES: i32 = 2;
     /// `test` / `promote`: a load test breached the SLO.
     pub const SLO_BREACHED: i32 = 3;
+    /// Interrupted (Ctrl-C): stopped at once, nothing pruned.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// What every command gets.
@@ -150,6 +152,9 @@ pub enum Error {
     /// The config (or another input file) has problems.
     #[error("the config has problems")]
     Report(Report),
+    /// Ctrl-C: stopped at once.
+    #[error("interrupted")]
+    Interrupted,
     /// Anything else, with what to do about it.
     #[error("{message}")]
     Message {
@@ -235,6 +240,13 @@ pub fn run(cli: Cli) -> i32 {
     };
     let code = match result {
         Ok(code) => code,
+        Err(Error::Interrupted) => {
+            crate::cluster::connect::diag_line(
+                "\ninterrupted: stopped at once (requests in flight were dropped, nothing was pruned); \
+                 run the same command again to converge",
+            );
+            exit::INTERRUPTED
+        }
         Err(e) => {
             report_error(&ctx, &e);
             exit::ERROR
@@ -254,6 +266,9 @@ fn report_error(ctx: &Ctx, e: &Error) {
             Error::Message { message, hint } => {
                 serde_json::json!({"ok": false, "errors": [{"message": message, "hint": hint}]})
             }
+            Error::Interrupted => {
+                serde_json::json!({"ok": false, "errors": [{"message": "interrupted"}]})
+            }
         };
         print_json(&body);
     }
@@ -265,6 +280,7 @@ fn report_error(ctx: &Ctx, e: &Error) {
                 errln!("  help: {}", crate::diag::escape(h));
             }
         }
+        Error::Interrupted => {}
     }
 }
 

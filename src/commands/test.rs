@@ -124,7 +124,17 @@ pub(super) async fn connect(
     let cluster = &project.clusters[&env.cluster];
     let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
     let fallback = crate::infra::default_context(&project.name, &cluster.name);
-    let api = Api::connect(ctx.global.kubeconfig.as_deref(), context, Some(&fallback)).await?;
+    let opts = crate::cluster::connect::Options {
+        request_timeout: ctx.global.request_timeout,
+        verbosity: ctx.global.verbose,
+    };
+    let api = Api::connect(
+        ctx.global.kubeconfig.as_deref(),
+        context,
+        Some(&fallback),
+        opts,
+    )
+    .await?;
     Ok(api.client())
 }
 
