@@ -90,6 +90,9 @@ pub enum Command {
     /// Smoke- and load-test the deployed models against their SLO. Exit 0 pass, 1 error, 3 SLO
     /// breached.
     Test(TestArgs),
+    /// Step a canary's traffic (10 → 25 → 50 → 100), load-testing it at each step; roll back and
+    /// exit 3 on an SLO breach; at 100% make it the model in mldeploy.yaml.
+    Promote(PromoteArgs),
     /// List or eject the built-in templates.
     Templates(TemplatesArgs),
     /// Show the GPU catalog: types, clouds, machines, scheduling.
@@ -477,4 +480,28 @@ pub fn parse_protocol(s: &str) -> Result<crate::config::Protocol, String> {
                 .collect();
             format!("unknown protocol `{s}`; use one of {}", names.join(", "))
         })
+}
+
+/// `promote` options.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The model whose canary to promote.
+    #[arg(long)]
+    pub model: String,
+    /// The canary's share of traffic at each step, in percent, rising.
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50,100")]
+    pub steps: Vec<u32>,
+    /// GitOps mode: apply nothing; test the canary at its current split, then rewrite
+    /// mldeploy.yaml (promoted, or canary traffic 0 on a breach) and regenerate this tree.
+    #[arg(long, value_name = "DIR")]
+    pub gitops: Option<PathBuf>,
+    /// How long to wait for each applied split to become ready.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+    /// Template folder that overrides built-ins (default: templates/ next to the config).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Load test and SLO at each step.
+    #[command(flatten)]
+    pub load: LoadArgs,
 }

@@ -559,3 +559,187 @@ fn through_the_proxy_a_service_without_pods_is_explained() {
     .code(1)
     .stdout(predicate::str::contains("the Service does not exist"));
 }
+
+const PROMOTE: &str = "\
+version: 1
+project: shop
+clusters:
+  local: {cloud: onprem, context: fake}
+environments:
+  prod: {cluster: local, namespace: shop}
+models:
+  # Detects scratches on the line.
+  - name: det
+    runtime: seldon
+    image: \"registry.example.com/det:1.4\"   # in production since May
+    port: 9000
+    canary:
+      # the retrained model
+      image: registry.example.com/det:1.5
+      traffic: 0
+    slo: {p95: 5s, errorRate: 1%}   # agreed with the line
+    test: {payload: payloads/churn.json}
+";
+
+/// A fake cluster that makes objects ready at once, the canary's Service proxied to `server`.
+fn promote_cluster(s: &Setup, server: &FakeModel) -> (FakeApi, PathBuf) {
+    let (api, kubeconfig) = with_api(s);
+    api.register_ml_crds();
+    api.auto_ready(true);
+    api.proxy_service("shop", "det-canary", 8000, Some(server.addr()));
+    (api, kubeconfig)
+}
+
+fn promote_cmd(s: &Setup, kubeconfig: &std::path::Path, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = mldeploy();
+    cmd.env_remove("KUBECONFIG")
+        .env("MLDEPLOY_POLL_MS", "20")
+        .env("MLDEPLOY_RETRY_BASE_MS", "5")
+        .arg("-f")
+        .arg(&s.config)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("promote")
+        .args(["--warmup", "0s", "--requests", "10"])
+        .args(args);
+    cmd
+}
+
+fn predictors(api: &FakeApi) -> Vec<(String, i64)> {
+    let sdep = api
+        .get(
+            "machinelearning.seldon.io/v1",
+            "SeldonDeployment",
+            Some("shop"),
+            "det",
+        )
+        .expect("SeldonDeployment applied");
+    sdep["spec"]["predictors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["traffic"].as_i64().unwrap_or(100),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn promote_rolls_back_a_canary_that_breaches_its_slo() {
+    let s = setup(PROMOTE);
+    let server = FakeModel::start(&["det"]);
+    server.set(Behaviour::Slow(std::time::Duration::from_millis(20)));
+    let (api, kubeconfig) = promote_cluster(&s, &server);
+    promote_cmd(&s, &kubeconfig, &["--model", "det", "--p95", "1ms"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("breached its SLO at 10%"))
+        .stdout(predicate::str::contains("BREACHED"));
+    assert_eq!(
+        predictors(&api),
+        [("default".to_string(), 100), ("canary".to_string(), 0)],
+        "rolled back to 0%"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&s.config).unwrap(),
+        PROMOTE,
+        "config untouched"
+    );
+}
+
+#[test]
+fn promote_steps_to_100_and_rewrites_the_config_keeping_comments() {
+    let s = setup(PROMOTE);
+    let server = FakeModel::start(&["det"]);
+    let (api, kubeconfig) = promote_cluster(&s, &server);
+    promote_cmd(&s, &kubeconfig, &["--model", "det", "--steps", "25,100"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("canary at 25% of traffic"))
+        .stderr(predicate::str::contains("the canary is now the model"));
+    // Each step load-tested the canary (smoke + 10 requests).
+    assert!(server.inferences() >= 22, "{}", server.inferences());
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    insta::assert_snapshot!("promoted-config", text);
+    // Applied: one predictor, the new image.
+    let sdep = api
+        .get(
+            "machinelearning.seldon.io/v1",
+            "SeldonDeployment",
+            Some("shop"),
+            "det",
+        )
+        .unwrap();
+    let preds = sdep["spec"]["predictors"].as_array().unwrap();
+    assert_eq!(preds.len(), 1);
+    assert_eq!(
+        preds[0]["componentSpecs"][0]["spec"]["containers"][0]["image"],
+        "registry.example.com/det:1.5"
+    );
+}
+
+#[test]
+fn promote_refuses_bad_steps_and_models_without_a_canary() {
+    let s = setup(PROMOTE);
+    let server = FakeModel::start(&["det"]);
+    let (_api, kubeconfig) = promote_cluster(&s, &server);
+    promote_cmd(&s, &kubeconfig, &["--model", "det", "--steps", "50,25"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not a rising list"));
+    let s2 = setup(CONFIG);
+    promote_cmd(&s2, &kubeconfig, &["--model", "iris"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("has no canary"));
+}
+
+#[test]
+fn promote_in_gitops_mode_rewrites_config_and_tree_only() {
+    let s = setup(PROMOTE);
+    let server = FakeModel::start(&["det"]);
+    let (api, kubeconfig) = promote_cluster(&s, &server);
+    let tree = s.dir.path().join("deploy");
+    promote_cmd(
+        &s,
+        &kubeconfig,
+        &["--model", "det", "--gitops", tree.to_str().unwrap()],
+    )
+    .assert()
+    .code(0)
+    .stderr(predicate::str::contains("commit both"));
+    assert!(api.writes().is_empty(), "GitOps mode applies nothing");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    assert!(text.contains("image: registry.example.com/det:1.5   # in production since May"));
+    let sdep = std::fs::read_to_string(tree.join("apps/prod/seldondeployment-det.yaml"))
+        .or_else(|_| {
+            // The file name is the generator's; find the SeldonDeployment wherever it is.
+            let mut found = String::new();
+            for e in walk(&tree) {
+                let t = std::fs::read_to_string(&e).unwrap_or_default();
+                if t.contains("kind: SeldonDeployment") {
+                    found = t;
+                }
+            }
+            Ok::<_, ()>(found)
+        })
+        .unwrap();
+    assert!(sdep.contains("registry.example.com/det:1.5"), "{sdep}");
+    assert!(!sdep.contains("name: canary"), "{sdep}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

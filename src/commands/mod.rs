@@ -7,6 +7,7 @@ mod gpus;
 mod infra;
 mod init;
 mod man;
+mod promote;
 mod render;
 mod schema;
 mod templates;
@@ -237,6 +238,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Templates(args) => templates::run(&ctx, &args.action),
         Command::Man(args) => man::run(args),
         Command::Test(args) => test::run(&ctx, args),
+        Command::Promote(args) => promote::run(&ctx, args),
     };
     let code = match result {
         Ok(code) => code,

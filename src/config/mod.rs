@@ -2,6 +2,7 @@
 //! check it against the typed contract. Semantic checks live in [`crate::model`].
 
 pub mod de;
+pub mod rewrite;
 pub mod types;
 pub mod yaml;
 
