@@ -498,9 +498,9 @@ pub struct PromoteArgs {
     /// How long to wait for each applied split to become ready.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
-    /// Template folder that overrides built-ins (default: templates/ next to the config).
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
+    /// Template folder.
+    #[command(flatten)]
+    pub templates: TemplatesArg,
     /// Load test and SLO at each step.
     #[command(flatten)]
     pub load: LoadArgs,

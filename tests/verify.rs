@@ -711,7 +711,10 @@ fn promote_in_gitops_mode_rewrites_config_and_tree_only() {
     .assert()
     .code(0)
     .stderr(predicate::str::contains("commit both"));
-    assert!(api.writes().is_empty(), "GitOps mode applies nothing");
+    assert!(
+        api.writes().iter().all(|w| w.path.contains("/proxy/")),
+        "GitOps mode applies nothing (only inferences through the proxy)"
+    );
     let text = std::fs::read_to_string(&s.config).unwrap();
     assert!(text.contains("image: registry.example.com/det:1.5   # in production since May"));
     let sdep = std::fs::read_to_string(tree.join("apps/prod/seldondeployment-det.yaml"))

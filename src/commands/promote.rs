@@ -19,7 +19,7 @@ use crate::cluster::progress::{Mode, Progress};
 use crate::cluster::{apply, wait};
 use crate::config::Runtime;
 use crate::model::{Env, Project};
-use crate::render::{self, Templates, templates::user_dir};
+use crate::render::{self, Templates};
 use crate::verify::{ModelRun, report};
 
 /// What promote works from.
@@ -83,8 +83,7 @@ pub(super) fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<i32, Error> {
             None,
         )
     })?;
-    let dir = user_dir(&ctx.global.config, args.templates.as_deref());
-    let templates = Templates::load(dir.as_deref())?;
+    let templates = ctx.templates(&args.templates)?;
     let p = Promotion {
         project,
         env,

@@ -329,8 +329,9 @@ fn progress_bar(
 pub(super) fn print(ctx: &Ctx, runs: &[ModelRun]) {
     if ctx.json() {
         let code = verdict(runs);
-        let doc = serde_json::json!({"ok": code == exit::OK, "exitCode": code, "models": runs});
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        super::print_json(
+            &serde_json::json!({"ok": code == exit::OK, "exitCode": code, "models": runs}),
+        );
     } else {
         for r in runs {
             out!("{}", report::text(r));
