@@ -627,6 +627,8 @@ mod tests {
             context: context.map(str::to_string),
             distribution: None,
             state: None,
+            control_plane: Default::default(),
+            hardening: Default::default(),
         }
     }
 

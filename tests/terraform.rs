@@ -433,10 +433,16 @@ fn providers_are_pinned_and_state_has_a_remote_backend() {
             r.label
         );
 
-        // Every module is pinned too.
+        // Every module is pinned to one exact version (a module's code runs with our
+        // credentials; a new release is reviewed, not picked up).
         for m in r.blocks("module", &[]) {
             let version = string(must(m.body(), "version"));
-            assert!(version.starts_with("~> "), "{}: {version}", r.label);
+            assert!(
+                version.split('.').count() == 3
+                    && version.split('.').all(|p| p.parse::<u32>().is_ok()),
+                "{}: module not pinned exactly: {version}",
+                r.label
+            );
         }
 
         let project = &r.project.name;
@@ -1083,4 +1089,153 @@ environments:
     if terraform_available() {
         assert_fmt_clean(&r);
     }
+}
+
+/// One cluster per cloud with every hardening switch off and a private endpoint.
+const OPTED_OUT: &str = r#"
+version: 1
+project: open
+models:
+  - {name: m, image: registry.example.com/m:1}
+clusters:
+  g:
+    cloud: gcp
+    region: europe-west4
+    gcp: {project: p}
+    controlPlane: {authorizedNetworks: ["203.0.113.0/24"], privateEndpoint: true}
+    hardening: {privateNodes: false, networkPolicy: false, secureBoot: false, cloudLogging: false}
+    nodePools: [{name: system, machine: {cpu: 4, memory: 16Gi}}]
+  a:
+    cloud: aws
+    region: eu-central-1
+    controlPlane: {authorizedNetworks: ["203.0.113.0/24"], privateEndpoint: true}
+    hardening: {networkPolicy: false, cloudLogging: false}
+    nodePools: [{name: system, machine: {cpu: 4, memory: 16Gi}}]
+  z:
+    cloud: azure
+    region: westeurope
+    azure: {resourceGroup: rg}
+    controlPlane: {authorizedNetworks: ["203.0.113.0/24"], privateEndpoint: true}
+    hardening: {networkPolicy: false, cloudLogging: false, ephemeralOsDisk: false, encryptionAtHost: false}
+    nodePools: [{name: system, machineType: Standard_D4ds_v5}]
+environments:
+  g: {cluster: g}
+  a: {cluster: a}
+  z: {cluster: z}
+"#;
+
+#[test]
+fn clusters_are_hardened_by_default_and_each_opt_out_is_a_config_switch() {
+    let hardened: Vec<Rendered> = examples().into_iter().chain(variants()).collect();
+    let project = project_from_str(OPTED_OUT);
+    let open: Vec<Rendered> = ["g", "a", "z"]
+        .iter()
+        .map(|e| render_env(format!("opted-out-{e}"), project.clone(), e))
+        .collect();
+    for (r, on) in hardened
+        .iter()
+        .map(|r| (r, true))
+        .chain(open.iter().map(|r| (r, false)))
+    {
+        let h = &r.cluster().hardening;
+        let networks = r.cluster().control_plane.authorized_networks.clone();
+        let vars = |name: &str| {
+            let v = r.block("variable", &[name]).body();
+            show(must(v, "default"))
+        };
+        match r.cloud() {
+            "gcp" => {
+                let gke = r
+                    .block("resource", &["google_container_cluster", "this"])
+                    .body();
+                assert_eq!(h.private_nodes, on, "{}", r.label);
+                assert_eq!(has_block(gke, "private_cluster_config"), on, "{}", r.label);
+                assert_eq!(r.has("resource", &["google_compute_router_nat"]), on);
+                assert_eq!(attr(gke, "datapath_provider").is_some(), on, "{}", r.label);
+                assert_eq!(has_block(gke, "logging_config"), on, "{}", r.label);
+                assert!(has_block(gke, "master_authorized_networks_config"));
+                let cert = block(
+                    block(gke, "master_auth").body(),
+                    "client_certificate_config",
+                );
+                assert!(!boolean(must(cert.body(), "issue_client_certificate")));
+                for pool in r.blocks("resource", &["google_container_node_pool"]) {
+                    let node = block(pool.body(), "node_config").body();
+                    let shielded = block(node, "shielded_instance_config").body();
+                    assert_eq!(boolean(must(shielded, "enable_secure_boot")), on);
+                }
+            }
+            "aws" => {
+                let eks = r.block("module", &["eks"]).body();
+                assert_eq!(
+                    !array(must(eks, "cluster_enabled_log_types")).is_empty(),
+                    on,
+                    "{}",
+                    r.label
+                );
+                assert!(boolean(must(eks, "cluster_endpoint_private_access")));
+                assert_eq!(
+                    boolean(must(eks, "cluster_endpoint_public_access")),
+                    !r.cluster().control_plane.private_endpoint
+                );
+                let cni = show(must(eks, "cluster_addons"));
+                assert_eq!(cni.contains("enableNetworkPolicy"), on, "{}", r.label);
+            }
+            "azure" => {
+                let aks = r
+                    .block("resource", &["azurerm_kubernetes_cluster", "this"])
+                    .body();
+                let net = block(aks, "network_profile").body();
+                assert_eq!(attr(net, "network_policy").is_some(), on, "{}", r.label);
+                assert_eq!(has_block(aks, "oms_agent"), on, "{}", r.label);
+                assert_eq!(
+                    has_block(aks, "api_server_access_profile"),
+                    !r.cluster().control_plane.private_endpoint
+                );
+                let pool = block(aks, "default_node_pool").body();
+                assert_eq!(boolean(must(pool, "host_encryption_enabled")), on);
+                assert_eq!(number(must(pool, "max_pods")), 110);
+                if !on {
+                    // Standard_D4ds_v5 has a local disk; the switch alone keeps it Managed.
+                    assert_eq!(string(must(pool, "os_disk_type")), "Managed");
+                }
+            }
+            _ => continue,
+        }
+        let listed = if r.cloud() == "aws" {
+            vars("endpoint_public_access_cidrs")
+        } else {
+            vars("authorized_networks")
+        };
+        for n in &networks {
+            assert!(listed.contains(n.as_str()), "{}: {listed}", r.label);
+        }
+    }
+    // The default is open, and says so; a configured range replaces it.
+    assert_eq!(
+        hardened[0].cluster().control_plane.authorized_networks,
+        ["0.0.0.0/0"]
+    );
+    assert_eq!(
+        open[0].cluster().control_plane.authorized_networks,
+        ["203.0.113.0/24"]
+    );
+}
+
+#[test]
+fn aks_pools_with_a_local_disk_get_ephemeral_os_disks() {
+    let text = OPTED_OUT.replace(
+        "hardening: {networkPolicy: false, cloudLogging: false, ephemeralOsDisk: false, encryptionAtHost: false}",
+        "hardening: {}",
+    );
+    let r = render_env("ephemeral".into(), project_from_str(&text), "z");
+    let aks = r
+        .block("resource", &["azurerm_kubernetes_cluster", "this"])
+        .body();
+    let pool = block(aks, "default_node_pool").body();
+    assert_eq!(string(must(pool, "os_disk_type")), "Ephemeral");
+}
+
+fn has_block(body: &Body, ident: &str) -> bool {
+    !blocks(body, ident, &[]).is_empty()
 }

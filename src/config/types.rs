@@ -412,6 +412,66 @@ pub struct Cluster {
     /// Where Terraform keeps the cluster's state (`mldeploy infra`): one backend. Default on
     /// onprem: a Secret in the cluster itself; managed clusters need one to run `infra`.
     pub state: Option<State>,
+    /// Who may reach the Kubernetes API server (managed clusters).
+    #[serde(default)]
+    pub control_plane: ControlPlane,
+    /// Security settings of a managed cluster, each on by default; `false` opts out
+    /// (docs/security.md says what each one does per cloud).
+    #[serde(default)]
+    pub hardening: Hardening,
+}
+
+/// Access to a managed cluster's API server.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControlPlane {
+    /// CIDR ranges allowed to reach the API server (`203.0.113.0/24`). Default: anywhere
+    /// (`0.0.0.0/0`), which `validate` warns about; Terraform and mldeploy need to be inside.
+    #[serde(default)]
+    pub authorized_networks: Vec<String>,
+    /// Give the API server a private endpoint only (reachable from the VPC / VNet). Default false.
+    #[serde(default)]
+    pub private_endpoint: bool,
+}
+
+/// Cluster hardening switches, all on by default.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Hardening {
+    /// Nodes without public IPs (GKE private nodes + Cloud NAT; EKS and AKS nodes are private
+    /// already).
+    #[serde(default = "yes")]
+    pub private_nodes: bool,
+    /// Enforce NetworkPolicies (GKE Dataplane V2, AKS Cilium, EKS VPC CNI network policy).
+    #[serde(default = "yes")]
+    pub network_policy: bool,
+    /// Shielded nodes with Secure Boot (GKE; EKS and AKS GPU nodes cannot, see docs).
+    #[serde(default = "yes")]
+    pub secure_boot: bool,
+    /// Control-plane and node logs to the cloud's service (Cloud Logging, CloudWatch, Azure
+    /// Monitor).
+    #[serde(default = "yes")]
+    pub cloud_logging: bool,
+    /// AKS: ephemeral OS disks on VM sizes with a local disk.
+    #[serde(default = "yes")]
+    pub ephemeral_os_disk: bool,
+    /// AKS: encryption at host (temp disks and caches; the subscription needs the
+    /// `Microsoft.Compute/EncryptionAtHost` feature).
+    #[serde(default = "yes")]
+    pub encryption_at_host: bool,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Hardening {
+            private_nodes: true,
+            network_policy: true,
+            secure_boot: true,
+            cloud_logging: true,
+            ephemeral_os_disk: true,
+            encryption_at_host: true,
+        }
+    }
 }
 
 /// Where Terraform keeps a cluster's state: exactly one of the backends.

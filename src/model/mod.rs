@@ -103,6 +103,10 @@ pub struct ClusterModel {
     /// Where Terraform keeps the cluster's state (always set on onprem, where it defaults to a
     /// Secret in the cluster).
     pub state: Option<StateBackend>,
+    /// API server access; `authorizedNetworks` is never empty (`0.0.0.0/0` when not set).
+    pub control_plane: config::ControlPlane,
+    /// Hardening switches.
+    pub hardening: config::Hardening,
 }
 
 /// Where Terraform keeps a cluster's state, with defaults filled in.
@@ -599,6 +603,22 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
             Some(format!("e.g. region: {}", examples.join(" / "))),
         );
     }
+    for (i, cidr) in c.control_plane.authorized_networks.iter().enumerate() {
+        if !is_cidr(cidr) {
+            ck.at(
+                &join(
+                    &path,
+                    &[
+                        key("controlPlane"),
+                        key("authorizedNetworks"),
+                        Seg::Index(i),
+                    ],
+                ),
+                format!("`{cidr}` is not an IPv4 CIDR range"),
+                Some("e.g. `203.0.113.0/24`, or `198.51.100.7/32` for one address".into()),
+            );
+        }
+    }
     if !managed && c.region.is_some() {
         ck.at(
             &join(&path, &[key("region")]),
@@ -692,7 +712,24 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
         context: c.context.clone(),
         distribution: c.distribution,
         state,
+        control_plane: config::ControlPlane {
+            authorized_networks: if c.control_plane.authorized_networks.is_empty() {
+                vec!["0.0.0.0/0".into()]
+            } else {
+                c.control_plane.authorized_networks.clone()
+            },
+            private_endpoint: c.control_plane.private_endpoint,
+        },
+        hardening: c.hardening.clone(),
     }
+}
+
+/// Whether `s` is an IPv4 CIDR (`10.0.0.0/8`).
+fn is_cidr(s: &str) -> bool {
+    let Some((addr, bits)) = s.split_once('/') else {
+        return false;
+    };
+    addr.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
 }
 
 /// Checks a cluster's `state` and fills in its defaults. Each cloud keeps state in its own

@@ -290,6 +290,20 @@ pub struct ClusterContext<'a> {
     /// The Terraform backend, when the cluster says where its state lives (else the templates
     /// render a partial backend completed at `terraform init`).
     pub backend: Option<Backend>,
+    /// Node pools that get an ephemeral OS disk (AKS, `hardening.ephemeralOsDisk`): those whose
+    /// VM size has a local disk.
+    pub local_disk: Vec<&'a str>,
+}
+
+/// Whether an Azure VM size has a local (temp) disk that can hold an ephemeral OS disk: a `d`
+/// among the feature letters after the vCPU count (`Standard_D4ds_v5`, `Standard_NC24ads_A100_v4`).
+pub fn azure_local_disk(machine_type: &str) -> bool {
+    let Some(size) = machine_type.split('_').nth(1) else {
+        return false;
+    };
+    let features = size.trim_start_matches(|c: char| c.is_ascii_uppercase());
+    let features = features.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-');
+    features.contains('d')
 }
 
 /// A Terraform backend block: its type and its settings in the order they are written.
@@ -728,12 +742,29 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
         seldon_v2_namespaces,
         k3s: cluster.distribution == Some(Distribution::K3s),
         backend: backend(cluster),
+        local_disk: cluster
+            .node_pools
+            .iter()
+            .filter(|pool| {
+                cluster.hardening.ephemeral_os_disk && azure_local_disk(&pool.machine_type)
+            })
+            .map(|pool| pool.name.as_str())
+            .collect(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azure_sizes_with_a_local_disk() {
+        assert!(azure_local_disk("Standard_D4ds_v5"));
+        assert!(azure_local_disk("Standard_NC24ads_A100_v4"));
+        assert!(!azure_local_disk("Standard_D4s_v5"));
+        assert!(!azure_local_disk("Standard_NC4as_T4_v3"));
+        assert!(!azure_local_disk("custom"));
+    }
 
     #[test]
     fn long_label_values_are_shortened_stably() {

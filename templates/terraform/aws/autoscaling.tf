@@ -6,7 +6,7 @@
 # their labels and taints from EKS to scale a group up from zero.
 module "cluster_autoscaler_irsa" {
   source  = "terraform-aws-modules/iam/aws//modules/iam-role-for-service-accounts-eks"
-  version = "~> 5.0"
+  version = "5.52.2"
 
   role_name_prefix                 = {{ (cluster.name | truncate(length=20, end="") | trim_end(pat="-")) ~ "-autoscaler-" }}
   attach_cluster_autoscaler_policy = true

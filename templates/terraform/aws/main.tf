@@ -25,23 +25,23 @@ locals {
 }
 {%- if not cluster.awsVpcId %}
 
+# The zones named in var.availability_zones, by name: a zone AWS adds later never moves subnets.
 data "aws_availability_zones" "available" {
-  # Regular zones only (Local and Wavelength Zones need an opt-in).
   filter {
-    name   = "opt-in-status"
-    values = ["opt-in-not-required"]
+    name   = "zone-name"
+    values = var.availability_zones
   }
 }
 
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, 3)
+  azs = data.aws_availability_zones.available.names
 }
 
 # A VPC for the cluster: nodes in private subnets behind one NAT gateway, public subnets for
 # internet-facing load balancers.
 module "vpc" {
   source  = "terraform-aws-modules/vpc/aws"
-  version = "~> 5.0"
+  version = "5.17.0"
 
   name = {{ cluster.name }}
   cidr = var.vpc_cidr
@@ -64,15 +64,25 @@ module "vpc" {
 
 module "eks" {
   source  = "terraform-aws-modules/eks/aws"
-  version = "~> 20.0"
+  version = "20.31.6"
 
   cluster_name    = {{ cluster.name }}
   cluster_version = var.kubernetes_version
 
-  # Terraform and mldeploy reach the API server from outside the VPC; limit who may with
-  # var.endpoint_public_access_cidrs.
-  cluster_endpoint_public_access       = true
+  # Nodes sit in private subnets. The API server is reachable from inside the VPC and, unless
+  # controlPlane.privateEndpoint, from var.endpoint_public_access_cidrs
+  # (controlPlane.authorizedNetworks).
+  cluster_endpoint_private_access      = true
+  cluster_endpoint_public_access       = {{ not cluster.controlPlane.privateEndpoint }}
   cluster_endpoint_public_access_cidrs = var.endpoint_public_access_cidrs
+{%- if cluster.hardening.cloudLogging %}
+
+  # Control-plane logs to CloudWatch Logs. Opt out: hardening.cloudLogging: false.
+  cluster_enabled_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+{%- else %}
+
+  cluster_enabled_log_types = []
+{%- endif %}
 
   # Whoever runs Terraform becomes a cluster admin (an EKS access entry).
   enable_cluster_creator_admin_permissions = true
@@ -92,6 +102,12 @@ module "eks" {
     kube-proxy             = {}
     vpc-cni = {
       before_compute = true
+{%- if cluster.hardening.networkPolicy %}
+      # The VPC CNI enforces NetworkPolicies. Opt out: hardening.networkPolicy: false.
+      configuration_values = jsonencode({
+        enableNetworkPolicy = "true"
+      })
+{%- endif %}
     }
   }
 

@@ -29,6 +29,12 @@ variable "subnet_ids" {
 }
 {%- else %}
 
+variable "availability_zones" {
+  description = "Availability zones of the VPC's subnets (three, by name)."
+  type        = list(string)
+  default     = [{{ cluster.region ~ "a" }}, {{ cluster.region ~ "b" }}, {{ cluster.region ~ "c" }}]
+}
+
 variable "vpc_cidr" {
   description = "Address range of the VPC created for the cluster."
   type        = string
@@ -37,7 +43,7 @@ variable "vpc_cidr" {
 {%- endif %}
 
 variable "endpoint_public_access_cidrs" {
-  description = "Addresses allowed to reach the Kubernetes API server from the internet (Terraform and mldeploy need to)."
+  description = "Addresses allowed to reach the Kubernetes API server from the internet (controlPlane.authorizedNetworks in mldeploy.yaml; Terraform and mldeploy need to)."
   type        = list(string)
-  default     = ["0.0.0.0/0"]
+  default     = [{% for n in cluster.controlPlane.authorizedNetworks %}{{ n }}{% if not loop.last %}, {% endif %}{% endfor %}]
 }

@@ -51,6 +51,9 @@ resource "azurerm_kubernetes_cluster" "this" {
     min_count                   = {{ default.min | safe }}
     max_count                   = {{ default.max | safe }}
     os_disk_size_gb             = {{ default.diskSizeGb | safe }}
+    os_disk_type                = {{ "Ephemeral" if localDisk is containing(pat=default.name) else "Managed" }}
+    host_encryption_enabled     = {{ cluster.hardening.encryptionAtHost | safe }}
+    max_pods                    = 110
     temporary_name_for_rotation = {{ "tmp" ~ name | truncate(length=9, end="") }}
     tags                        = local.tags
 {%- else %}
@@ -64,6 +67,9 @@ resource "azurerm_kubernetes_cluster" "this" {
     min_count                   = 1
     max_count                   = 3
     os_disk_size_gb             = 100
+    os_disk_type                = "Managed"
+    host_encryption_enabled     = {{ cluster.hardening.encryptionAtHost | safe }}
+    max_pods                    = 110
     temporary_name_for_rotation = "tmpsystem"
     tags                        = local.tags
 {%- endif %}
@@ -80,7 +86,29 @@ resource "azurerm_kubernetes_cluster" "this" {
   network_profile {
     network_plugin      = "azure"
     network_plugin_mode = "overlay"
+{%- if cluster.hardening.networkPolicy %}
+    # Azure CNI powered by Cilium enforces NetworkPolicies. Opt out: hardening.networkPolicy: false.
+    network_data_plane = "cilium"
+    network_policy     = "cilium"
+{%- endif %}
   }
+
+  # Nodes have no public IPs; the API server is reachable from controlPlane.authorizedNetworks,
+  # or (controlPlane.privateEndpoint) only from the virtual network.
+  private_cluster_enabled = var.private_endpoint
+{%- if not cluster.controlPlane.privateEndpoint %}
+
+  api_server_access_profile {
+    authorized_ip_ranges = var.authorized_networks
+  }
+{%- endif %}
+{%- if cluster.hardening.cloudLogging %}
+
+  # Container logs and metrics go to Azure Monitor. Opt out: hardening.cloudLogging: false.
+  oms_agent {
+    log_analytics_workspace_id = azurerm_log_analytics_workspace.this.id
+  }
+{%- endif %}
 
   # People sign in with Microsoft Entra ID (kubelogin, as `mldeploy infra kubeconfig` sets up)
   # and are authorised with Azure RBAC. Terraform itself uses the admin credentials.
@@ -89,6 +117,37 @@ resource "azurerm_kubernetes_cluster" "this" {
   }
 }
 
+{%- if cluster.hardening.cloudLogging %}
+resource "azurerm_log_analytics_workspace" "this" {
+  name                = {{ cluster.name ~ "-logs" }}
+  location            = var.location
+  resource_group_name = data.azurerm_resource_group.this.name
+  sku                 = "PerGB2018"
+  retention_in_days   = 30
+  tags                = local.tags
+}
+
+# Control-plane logs (API server, audit, controller manager, scheduler) to the workspace.
+resource "azurerm_monitor_diagnostic_setting" "control_plane" {
+  name                       = "control-plane"
+  target_resource_id         = azurerm_kubernetes_cluster.this.id
+  log_analytics_workspace_id = azurerm_log_analytics_workspace.this.id
+
+  enabled_log {
+    category = "kube-apiserver"
+  }
+  enabled_log {
+    category = "kube-audit-admin"
+  }
+  enabled_log {
+    category = "kube-controller-manager"
+  }
+  enabled_log {
+    category = "kube-scheduler"
+  }
+}
+
+{% endif -%}
 # Whoever runs Terraform administers the cluster through Entra ID (as the creator of an EKS
 # cluster does), so the kubeconfig of `mldeploy infra kubeconfig` works for them. Role
 # assignments can take a few minutes to reach the cluster.
@@ -113,7 +172,12 @@ resource "azurerm_kubernetes_cluster_node_pool" {{ id }} {
   min_count             = {{ pool.min | safe }}
   max_count             = {{ pool.max | safe }}
   os_disk_size_gb       = {{ pool.diskSizeGb | safe }}
+  os_disk_type          = {{ "Ephemeral" if localDisk is containing(pat=pool.name) else "Managed" }}
+  max_pods              = 110
   tags                  = local.tags
+
+  # Temp disks and disk caches encrypted on the host. Opt out: hardening.encryptionAtHost: false.
+  host_encryption_enabled = {{ cluster.hardening.encryptionAtHost | safe }}
 {%- if pool.spot %}
 
   # Spot VMs, deleted on eviction, at up to the on-demand price. AKS taints spot nodes; the taint

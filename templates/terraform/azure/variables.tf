@@ -21,3 +21,15 @@ variable "kubernetes_version" {
   type        = string
   default     = {% if cluster.kubernetesVersion %}{{ cluster.kubernetesVersion }}{% else %}null{% endif %}
 }
+
+variable "authorized_networks" {
+  description = "CIDR ranges allowed to reach the Kubernetes API server (controlPlane.authorizedNetworks in mldeploy.yaml)."
+  type        = list(string)
+  default     = [{% for n in cluster.controlPlane.authorizedNetworks %}{{ n }}{% if not loop.last %}, {% endif %}{% endfor %}]
+}
+
+variable "private_endpoint" {
+  description = "A private cluster: the API server is reachable only from the virtual network (controlPlane.privateEndpoint in mldeploy.yaml)."
+  type        = bool
+  default     = {{ cluster.controlPlane.privateEndpoint | safe }}
+}

@@ -69,7 +69,87 @@ resource "google_container_cluster" "this" {
 
   # Pod and Service IP ranges chosen by GKE.
   ip_allocation_policy {}
+
+  # Only the ranges of controlPlane.authorizedNetworks reach the API server.
+  master_authorized_networks_config {
+    dynamic "cidr_blocks" {
+      for_each = var.authorized_networks
+      content {
+        cidr_block = cidr_blocks.value
+      }
+    }
+  }
+
+  # No client certificate: people and Terraform authenticate with Google credentials.
+  master_auth {
+    client_certificate_config {
+      issue_client_certificate = false
+    }
+  }
+{%- if cluster.hardening.privateNodes %}
+
+  # Nodes have no public IP (they reach the internet through Cloud NAT, below). Opt out:
+  # hardening.privateNodes: false.
+  private_cluster_config {
+    enable_private_nodes    = true
+    enable_private_endpoint = var.private_endpoint
+    master_ipv4_cidr_block  = var.master_ipv4_cidr_block
+  }
+{%- endif %}
+{%- if cluster.hardening.networkPolicy %}
+
+  # GKE Dataplane V2 (Cilium) enforces NetworkPolicies. Opt out: hardening.networkPolicy: false.
+  datapath_provider = "ADVANCED_DATAPATH"
+{%- endif %}
+{%- if cluster.hardening.cloudLogging %}
+
+  # Control plane, system and workload logs and metrics go to Cloud Logging and Monitoring.
+  # Opt out: hardening.cloudLogging: false.
+  logging_config {
+    enable_components = ["SYSTEM_COMPONENTS", "APISERVER", "CONTROLLER_MANAGER", "SCHEDULER", "WORKLOADS"]
+  }
+
+  monitoring_config {
+    enable_components = ["SYSTEM_COMPONENTS", "APISERVER", "CONTROLLER_MANAGER", "SCHEDULER"]
+  }
+{%- endif %}
+
+  # The default pool exists only while the cluster is created; it gets the metadata server too.
+  node_config {
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+
+    shielded_instance_config {
+      enable_secure_boot          = {{ cluster.hardening.secureBoot | safe }}
+      enable_integrity_monitoring = true
+    }
+  }
 }
+{%- if cluster.hardening.privateNodes %}
+
+# Private nodes reach image registries and model storage outside Google through Cloud NAT.
+resource "google_compute_router" "nat" {
+  name    = {{ cluster.name ~ "-nat" }}
+  project = var.project_id
+  region  = {{ cluster.region }}
+  network = var.network
+}
+
+resource "google_compute_router_nat" "nat" {
+  name                               = {{ cluster.name ~ "-nat" }}
+  project                            = var.project_id
+  region                             = google_compute_router.nat.region
+  router                             = google_compute_router.nat.name
+  nat_ip_allocate_option             = "AUTO_ONLY"
+  source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+  log_config {
+    enable = true
+    filter = "ERRORS_ONLY"
+  }
+}
+{%- endif %}
 {%- for pool in pools %}
 {%- set id = pool.name | replace(from="-", to="_") %}
 {%- if "0123456789" is containing(pat=id | truncate(length=1, end="")) %}{% set id = "pool_" ~ id %}{% endif %}
@@ -112,6 +192,13 @@ resource "google_container_node_pool" {{ id }} {
 
     workload_metadata_config {
       mode = "GKE_METADATA"
+    }
+
+    # Shielded nodes; GKE's signed NVIDIA drivers (Container-Optimized OS) load under Secure Boot.
+    # Opt out: hardening.secureBoot: false.
+    shielded_instance_config {
+      enable_secure_boot          = {{ cluster.hardening.secureBoot | safe }}
+      enable_integrity_monitoring = true
     }
 {%- if pool.gpu %}
 

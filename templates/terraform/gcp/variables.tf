@@ -39,3 +39,23 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "authorized_networks" {
+  description = "CIDR ranges allowed to reach the Kubernetes API server (controlPlane.authorizedNetworks in mldeploy.yaml)."
+  type        = list(string)
+  default     = [{% for n in cluster.controlPlane.authorizedNetworks %}{{ n }}{% if not loop.last %}, {% endif %}{% endfor %}]
+}
+{%- if cluster.hardening.privateNodes %}
+
+variable "private_endpoint" {
+  description = "Give the API server a private endpoint only (controlPlane.privateEndpoint in mldeploy.yaml)."
+  type        = bool
+  default     = {{ cluster.controlPlane.privateEndpoint | safe }}
+}
+
+variable "master_ipv4_cidr_block" {
+  description = "Private /28 range of the control plane; it must not overlap the network's ranges."
+  type        = string
+  default     = "172.16.0.0/28"
+}
+{%- endif %}
