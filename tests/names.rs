@@ -1,9 +1,11 @@
 //! Names mldeploy derives from several config names cannot collide: two projects whose names
 //! differ only in where a dash falls (`a-b` + `c`, `a` + `b-c`) get different kubeconfig
-//! contexts and Terraform state keys. The ApplySet name of the cluster layer belongs here too.
+//! contexts, Terraform state keys and ApplySets (parent name and id) — for (project, cluster)
+//! and (project, environment) pairs alike.
 
 use std::collections::BTreeMap;
 
+use mldeploy::cluster::applyset::ApplySet;
 use mldeploy::infra::default_context;
 use mldeploy::model::names::{StateDefaults, dns_label, secret_suffix};
 use proptest::prelude::*;
@@ -27,6 +29,12 @@ fn derived(project: &str, cluster: &str) -> Vec<(&'static str, String)> {
         ("s3 key", s.s3_key),
         ("azurerm key", s.azurerm_key),
         ("secret suffix", s.secret_suffix),
+        // The second name read as an environment: the ApplySet of (project, env) in one namespace.
+        (
+            "applyset parent",
+            ApplySet::new(project, cluster, "shared").name,
+        ),
+        ("applyset id", ApplySet::new(project, cluster, "shared").id),
     ]
 }
 
@@ -44,6 +52,7 @@ fn the_dash_collision_of_the_issue_is_gone() {
     assert_eq!(StateDefaults::legacy_secret_suffix("a-b", "c"), "a-b-c");
     assert_eq!(s.secret_suffix, "a-b.c.state");
     assert_eq!(default_context("a-b", "c"), "mldeploy.a-b.c");
+    assert_eq!(ApplySet::new("a-b", "c", "shared").name, "mldeploy.a-b.c");
 }
 
 /// Pairs that a `-` separator would merge: `(x-y, z)` and `(x, y-z)`, plus unrelated ones.
@@ -67,7 +76,8 @@ fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
-    /// No two distinct (project, cluster) pairs map to the same name of any kind.
+    /// No two distinct (project, cluster) or (project, environment) pairs map to the same name of
+    /// any kind.
     #[test]
     fn distinct_pairs_never_share_a_name(pairs in pairs()) {
         let mut seen: BTreeMap<(&'static str, String), (String, String)> = BTreeMap::new();

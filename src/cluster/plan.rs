@@ -276,15 +276,15 @@ pub struct Options {
     pub concurrency: usize,
 }
 
-/// What to install for a missing group, for the error's hint.
+/// What to install for a missing group, for the error's hint: the runtime rows know which
+/// operator serves which API group.
 fn install_hint(api_version: &str) -> &'static str {
-    match api_version.split('/').next().unwrap_or("") {
-        "machinelearning.seldon.io" => "Seldon Core v1",
-        "mlops.seldon.io" => "Seldon Core v2",
-        "serving.kserve.io" => "KServe",
-        "monitoring.coreos.com" => "kube-prometheus-stack (Prometheus Operator)",
-        "keda.sh" => "KEDA",
-        _ => "the operator that provides it",
+    let group = api_version.split('/').next().unwrap_or("");
+    match crate::runtime::addon_for_group(group) {
+        Some(addon) => addon.title,
+        None if group == "monitoring.coreos.com" => "kube-prometheus-stack (Prometheus Operator)",
+        None if group == "keda.sh" => "KEDA",
+        None => "the operator that provides it",
     }
 }
 

@@ -1,6 +1,7 @@
-//! Waiting for readiness: Deployments by observedGeneration and updated/available replicas,
-//! SeldonDeployments by `status.state == Available`, Seldon v2 Models, Experiments and KServe
-//! InferenceServices by their `Ready` condition. On timeout, each object that is not ready is named
+//! Waiting for readiness, by the rule each runtime's row gives its kinds: Deployments by
+//! observedGeneration and updated/available replicas, SeldonDeployments by `status.state ==
+//! Available`, Seldon v2 Models, Servers, Experiments and KServe InferenceServices by their `Ready`
+//! condition. On timeout, each object that is not ready is named
 //! with its conditions and latest warning events.
 
 use std::time::{Duration, Instant};
@@ -25,63 +26,15 @@ pub struct NotReady {
     pub events: Vec<String>,
 }
 
-/// Whether objects of `kind` are waited on (others are ready once applied).
+/// Whether objects of `kind` are waited on (others are ready once applied): the runtime rows
+/// say ([`crate::runtime::readiness_of`]).
 pub fn waited_on(kind: &str) -> bool {
-    readiness(kind, &Value::Null).is_some()
+    crate::runtime::readiness_of(kind).is_some()
 }
 
 /// Readiness of a live object: `None` for kinds that are ready once applied.
 pub fn readiness(kind: &str, obj: &Value) -> Option<Result<(), String>> {
-    let status = &obj["status"];
-    let ready_condition = || -> Result<(), String> {
-        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
-        match conditions.iter().find(|c| c["type"] == "Ready") {
-            Some(c) if c["status"] == "True" => Ok(()),
-            Some(c) => Err(format!(
-                "Ready is {}{}",
-                c["status"].as_str().unwrap_or("Unknown"),
-                c["message"]
-                    .as_str()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            )),
-            None => Err("no Ready condition yet".into()),
-        }
-    };
-    match kind {
-        "Deployment" => Some((|| {
-            let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0);
-            let observed = status["observedGeneration"].as_i64().unwrap_or(-1);
-            if observed < generation {
-                return Err(format!(
-                    "rollout not observed yet (generation {generation}, observed {observed})"
-                ));
-            }
-            let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
-            let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
-            let available = status["availableReplicas"].as_i64().unwrap_or(0);
-            if updated < want {
-                return Err(format!("{updated} of {want} replicas updated"));
-            }
-            if available < want {
-                return Err(format!("{available} of {want} replicas available"));
-            }
-            Ok(())
-        })()),
-        "SeldonDeployment" => Some(match status["state"].as_str() {
-            Some("Available") => Ok(()),
-            Some(state) => Err(format!(
-                "state is {state}{}",
-                status["description"]
-                    .as_str()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            )),
-            None => Err("no state yet".into()),
-        }),
-        "Model" | "InferenceService" | "Experiment" => Some(ready_condition()),
-        _ => None,
-    }
+    crate::runtime::readiness_of(kind).map(|r| r.check(obj))
 }
 
 fn conditions(obj: &Value) -> Vec<String> {

@@ -2,12 +2,11 @@
 //! and (for apply/delete) execute. One plan serves both diff and apply, so they cannot disagree.
 
 use std::io::{IsTerminal, Write as _};
-use std::path::Path;
 use std::time::Duration;
 
-use super::{Ctx, Error, exit, load_project};
+use super::{Ctx, Error, exit, print_json};
 use crate::bundle::Bundle;
-use crate::cli::{ApplyArgs, DeleteArgs, DiffArgs};
+use crate::cli::{ApplyArgs, DeleteArgs, DiffArgs, TemplatesArg};
 use crate::cluster::api::Api;
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::{Options, diag_line};
@@ -15,7 +14,6 @@ use crate::cluster::plan::{self, Action, Compare, Plan};
 use crate::cluster::progress::{Mode, Progress};
 use crate::cluster::{ClusterError, apply, status, wait};
 use crate::model::{Env, Project};
-use crate::render::{self, Templates, templates::user_dir};
 
 impl From<ClusterError> for Error {
     fn from(e: ClusterError) -> Self {
@@ -46,21 +44,18 @@ struct Session {
     runtime: tokio::runtime::Runtime,
 }
 
-fn session(ctx: &Ctx, templates: Option<&Path>) -> Result<Session, Error> {
-    let project = load_project(ctx)?;
-    let env = render::pick_env(&project, ctx.global.env.as_deref())?.clone();
-    let dir = user_dir(&ctx.global.config, templates);
-    let templates = Templates::load(dir.as_deref())?;
-    let bundle = render::render_env(&project, &env, &templates)?;
+fn session(ctx: &Ctx, templates: &TemplatesArg) -> Result<Session, Error> {
+    let rendered = ctx.render(templates)?;
+    let env = rendered.env().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}"), None))?;
     Ok(Session {
-        project,
+        project: rendered.project,
         env,
-        bundle,
+        bundle: rendered.bundle,
         runtime,
     })
 }
@@ -147,7 +142,7 @@ fn summary(plan: &Plan) -> String {
 }
 
 pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
-    let s = session(ctx, args.templates.as_deref())?;
+    let s = session(ctx, &args.templates)?;
     let opts = plan::Options {
         compare: Compare::DryRun,
         adopt: false,
@@ -158,10 +153,7 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
         s.plan(&api, opts).await
     })?;
     if ctx.json() {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
-        );
+        print_json(&plan.to_json());
     } else {
         let color = ctx.color;
         let mut out = String::new();
@@ -201,7 +193,7 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
 }
 
 pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
-    let s = session(ctx, args.templates.as_deref())?;
+    let s = session(ctx, &args.templates)?;
     let mode = Mode::new(ctx.json(), ctx.progress);
     let concurrency = usize::from(args.concurrency);
     let plan_opts = plan::Options {
@@ -277,7 +269,7 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
 }
 
 pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
-    let s = session(ctx, None)?;
+    let s = session(ctx, &TemplatesArg::default())?;
     let (rows, orphans) = s.run(Some(Duration::from_secs(300)), async {
         let api = s.connect(ctx).await?;
         let rows = status::status(&api, &s.env).await?;
@@ -292,10 +284,7 @@ pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
         ));
     }
     if ctx.json() {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
+        print_json(&rows);
         return Ok(exit::OK);
     }
     let mut table = comfy_table::Table::new();
@@ -317,7 +306,7 @@ pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
 }
 
 pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
-    let s = session(ctx, args.templates.as_deref())?;
+    let s = session(ctx, &args.templates)?;
     // An orphaned environment: its ApplySet in this environment's namespace, nothing rendered.
     let (set, bundle, what) = match &args.orphan {
         Some(old) => {
