@@ -129,7 +129,12 @@ async fn apply_env(
 ) -> Result<(), Error> {
     let bundle = render::render_env(project, env, templates)?;
     let applyset = ApplySet::new(&project.name, &env.name, &env.namespace);
-    let plan = plan::plan(api, &bundle, &env.name, applyset, Compare::DryRun, 16).await?;
+    let opts = plan::Options {
+        compare: Compare::DryRun,
+        adopt: false,
+        concurrency: 16,
+    };
+    let plan = plan::plan(api, &bundle, &env.name, applyset, opts).await?;
     let mode = Mode::new(ctx.json(), ctx.progress);
     let progress = Progress::new(mode, "apply", plan.changes.len() as u64);
     let opts = apply::Options {
@@ -202,6 +207,10 @@ async fn cluster_mode(
         ctx.global.kubeconfig.as_deref(),
         context.as_deref(),
         Some(&fallback),
+        crate::cluster::connect::Options {
+            request_timeout: ctx.global.request_timeout,
+            verbosity: ctx.global.verbose,
+        },
     )
     .await?;
     t::watch_ctrl_c(stop.clone());
@@ -358,6 +367,10 @@ async fn gitops_mode(
         ctx.global.kubeconfig.as_deref(),
         context.as_deref(),
         Some(&fallback),
+        crate::cluster::connect::Options {
+            request_timeout: ctx.global.request_timeout,
+            verbosity: ctx.global.verbose,
+        },
     )
     .await?;
     t::watch_ctrl_c(stop.clone());
