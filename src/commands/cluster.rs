@@ -60,24 +60,29 @@ fn session(ctx: &Ctx, templates: &TemplatesArg) -> Result<Session, Error> {
     })
 }
 
+/// Connects to an environment's cluster: `--context`, else the cluster's `context`, else the
+/// context `infra kubeconfig` writes for it (if the kubeconfig has one), else the current one;
+/// with `--request-timeout` and `-v`. Every command that talks to a cluster connects here.
+pub(super) async fn connect(ctx: &Ctx, project: &Project, env: &Env) -> Result<Api, Error> {
+    let cluster = &project.clusters[&env.cluster];
+    let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
+    let fallback = crate::infra::default_context(&project.name, &cluster.name);
+    let opts = Options {
+        request_timeout: ctx.global.request_timeout,
+        verbosity: ctx.global.verbose,
+    };
+    Ok(Api::connect(
+        ctx.global.kubeconfig.as_deref(),
+        context,
+        Some(&fallback),
+        opts,
+    )
+    .await?)
+}
+
 impl Session {
-    /// Connects to the environment's cluster: `--context`, else the cluster's `context`, else the
-    /// context `infra kubeconfig` writes for it (if the kubeconfig has one), else the current one.
     async fn connect(&self, ctx: &Ctx) -> Result<Api, Error> {
-        let cluster = &self.project.clusters[&self.env.cluster];
-        let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
-        let fallback = crate::infra::default_context(&self.project.name, &cluster.name);
-        let opts = Options {
-            request_timeout: ctx.global.request_timeout,
-            verbosity: ctx.global.verbose,
-        };
-        Ok(Api::connect(
-            ctx.global.kubeconfig.as_deref(),
-            context,
-            Some(&fallback),
-            opts,
-        )
-        .await?)
+        connect(ctx, &self.project, &self.env).await
     }
 
     fn applyset(&self) -> ApplySet {

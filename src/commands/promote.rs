@@ -183,17 +183,6 @@ async fn test_canary(
     Ok(run)
 }
 
-fn connect_args(ctx: &Ctx, p: &Promotion) -> (Option<String>, String) {
-    let cluster = &p.project.clusters[&p.env.cluster];
-    let context = ctx
-        .global
-        .context
-        .clone()
-        .or_else(|| cluster.context.clone());
-    let fallback = crate::infra::default_context(&p.project.name, &cluster.name);
-    (context, fallback)
-}
-
 async fn cluster_mode(
     ctx: &Ctx,
     args: &PromoteArgs,
@@ -202,17 +191,7 @@ async fn cluster_mode(
     start_traffic: u32,
     stop: Arc<AtomicBool>,
 ) -> Result<i32, Error> {
-    let (context, fallback) = connect_args(ctx, p);
-    let api = Api::connect(
-        ctx.global.kubeconfig.as_deref(),
-        context.as_deref(),
-        Some(&fallback),
-        crate::cluster::connect::Options {
-            request_timeout: ctx.global.request_timeout,
-            verbosity: ctx.global.verbose,
-        },
-    )
-    .await?;
+    let api = super::cluster::connect(ctx, &p.project, &p.env).await?;
     t::watch_ctrl_c(stop.clone());
     let mut good = start_traffic;
     for (i, &step) in steps.iter().enumerate() {
@@ -362,17 +341,7 @@ async fn gitops_mode(
         "promote {} (GitOps): testing the canary at its current {traffic}%; nothing is applied",
         p.model
     );
-    let (context, fallback) = connect_args(ctx, p);
-    let api = Api::connect(
-        ctx.global.kubeconfig.as_deref(),
-        context.as_deref(),
-        Some(&fallback),
-        crate::cluster::connect::Options {
-            request_timeout: ctx.global.request_timeout,
-            verbosity: ctx.global.verbose,
-        },
-    )
-    .await?;
+    let api = super::cluster::connect(ctx, &p.project, &p.env).await?;
     t::watch_ctrl_c(stop.clone());
     let run = test_canary(ctx, args, p, api.client(), stop.clone()).await?;
     if stop.load(Ordering::Relaxed) {

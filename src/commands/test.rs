@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use super::{Ctx, Error, exit, load_project};
 use crate::cli::{LoadArgs, TestArgs};
-use crate::cluster::api::Api;
 use crate::config::Protocol;
 use crate::model::slo::Slo;
 use crate::model::{Env, Model, Project};
@@ -121,21 +120,7 @@ pub(super) async fn connect(
     project: &Project,
     env: &Env,
 ) -> Result<kube::Client, Error> {
-    let cluster = &project.clusters[&env.cluster];
-    let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
-    let fallback = crate::infra::default_context(&project.name, &cluster.name);
-    let opts = crate::cluster::connect::Options {
-        request_timeout: ctx.global.request_timeout,
-        verbosity: ctx.global.verbose,
-    };
-    let api = Api::connect(
-        ctx.global.kubeconfig.as_deref(),
-        context,
-        Some(&fallback),
-        opts,
-    )
-    .await?;
-    Ok(api.client())
+    Ok(super::cluster::connect(ctx, project, env).await?.client())
 }
 
 /// Reads `test.payload` (relative to the config's folder).
