@@ -9,6 +9,7 @@ mod gitops;
 mod infra;
 mod names;
 mod network;
+mod policy;
 mod real_cluster;
 mod render;
 mod support;

@@ -24,7 +24,7 @@ fn render(p: &Project, env: &str) -> Bundle {
 }
 
 /// Every example × environment: (label, bundle).
-fn all_bundles() -> Vec<(String, Bundle)> {
+pub(crate) fn all_bundles() -> Vec<(String, Bundle)> {
     let mut out = Vec::new();
     for file in yaml_files("examples") {
         let p = project(&file.to_string_lossy());
@@ -555,7 +555,7 @@ fn every_builtin_template_is_listed() {
     assert_eq!(listed, on_disk);
 }
 
-fn on_path(tool: &str) -> bool {
+pub(crate) fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
