@@ -484,3 +484,73 @@ fn tls_failures_name_their_cause() {
             "authority this kubeconfig does not trust",
         ));
 }
+
+/// Creates `pod` with a server-side dry run (admission runs, nothing is stored).
+fn dry_run_pod(ns: &str, pod: &Value) -> Result<(), String> {
+    runtime().block_on(async {
+        let client = client().await;
+        let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(
+            client,
+            ns,
+            &ApiResource {
+                group: String::new(),
+                version: "v1".into(),
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                plural: "pods".into(),
+            },
+        );
+        let obj: DynamicObject = serde_json::from_value(pod.clone()).expect("pod");
+        api.create(
+            &kube::api::PostParams {
+                dry_run: true,
+                field_manager: None,
+            },
+            &obj,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
+}
+
+#[test]
+#[ignore = "needs a real API server: eval \"$(../shared/kube/up.sh)\" (.ci/run does), then cargo test -- --ignored"]
+fn a_namespace_gets_its_network_policies_and_enforces_restricted_pod_security() {
+    let ns = unique("psa");
+    let p = Project::new(&config("psa", "e2e", &ns, &["alpha"]));
+    p.run(&["apply", "--no-wait"]).assert().success();
+
+    // Only plain Deployments here: the namespace enforces `restricted`.
+    let namespace = get("namespaces", "v1", "", &ns).expect("namespace");
+    let labels = &namespace["metadata"]["labels"];
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
+    for policy in ["default-deny-ingress", "alpha-serving"] {
+        let np = get("networkpolicies", "networking.k8s.io/v1", &ns, policy)
+            .unwrap_or_else(|| panic!("NetworkPolicy {policy}"));
+        assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]), "{policy}");
+    }
+
+    // The rendered pod passes admission; a root pod with a writable root filesystem does not.
+    let deployment = get("deployments", "apps/v1", &ns, "alpha").expect("alpha");
+    let template = &deployment["spec"]["template"];
+    let ours = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "alpha-check", "namespace": ns, "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    });
+    dry_run_pod(&ns, &ours).unwrap_or_else(|e| panic!("the rendered pod is refused: {e}"));
+    let root = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "root", "namespace": ns},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                                 "securityContext": {"runAsUser": 0, "privileged": true}}]},
+    });
+    let refused = dry_run_pod(&ns, &root).expect_err("a privileged root pod is refused");
+    assert!(refused.contains("PodSecurity"), "{refused}");
+
+    p.run(&["delete", "--yes"]).assert().success();
+}
