@@ -404,3 +404,53 @@ fn a_closed_stdout_or_stderr_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out_dir.join("manifests").is_dir());
 }
+
+#[cfg(unix)]
+#[test]
+fn init_and_man_do_not_write_through_links_or_over_hand_written_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A dangling link where the config goes: refused without --force, never followed with it.
+    let config = dir.path().join("mldeploy.yaml");
+    let target = dir.path().join("elsewhere.yaml");
+    std::os::unix::fs::symlink(&target, &config).expect("link");
+    let out = mldeploy()
+        .arg("init")
+        .arg("-f")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = mldeploy()
+        .args(["init", "--force", "-f"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!target.exists());
+
+    // man --out replaces its own pages only.
+    let pages = dir.path().join("man");
+    let man = || {
+        mldeploy()
+            .args(["man", "--out"])
+            .arg(&pages)
+            .output()
+            .expect("runs")
+    };
+    assert!(man().status.success());
+    assert!(man().status.success(), "its own pages are replaced");
+    std::fs::write(pages.join("mldeploy-gpus.1"), "mine\n").expect("write");
+    let out = man();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("mldeploy-gpus.1 exists and was not written by mldeploy"));
+    assert_eq!(
+        std::fs::read_to_string(pages.join("mldeploy-gpus.1")).expect("read"),
+        "mine\n"
+    );
+}

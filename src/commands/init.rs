@@ -11,7 +11,8 @@ pub const SCHEMA_FILE: &str = "mldeploy.schema.json";
 
 pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32, Error> {
     let path = &ctx.global.config;
-    if path.exists() && !args.force {
+    // `symlink_metadata`: a dangling link counts as there (writing would follow it).
+    if std::fs::symlink_metadata(path).is_ok() && !args.force {
         return Err(Error::msg(
             format!("{} already exists", path.display()),
             Some("pass --force to overwrite it, or -f OTHER.yaml"),
@@ -41,12 +42,33 @@ pub(super) fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32, Error> {
         ));
     }
     let text = starter(&project, args.cloud);
-    let write = |p: &Path, body: &str| {
-        std::fs::write(p, body)
-            .map_err(|e| Error::msg(format!("cannot write {}: {e}", p.display()), None))
+    // Through fsx: never through a link, never into a FIFO, atomically.
+    let write = |name: &str, body: &str| -> Result<(), Error> {
+        crate::fsx::write(
+            dir,
+            name,
+            body.as_bytes(),
+            crate::fsx::WriteOptions::default(),
+        )?;
+        Ok(())
     };
-    write(path, &text)?;
-    write(&dir.join(SCHEMA_FILE), &(schema_json() + "\n"))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    write(&file_name, &text)?;
+    let schema = schema_json() + "\n";
+    // The schema has no room for a header: an existing one that differs is replaced only with
+    // --force.
+    match crate::fsx::read_existing(dir, SCHEMA_FILE)? {
+        Some(old) if old != schema.as_bytes() && !args.force => {
+            errln!(
+                "kept {} (it differs; --force replaces it)",
+                dir.join(SCHEMA_FILE).display()
+            );
+        }
+        _ => write(SCHEMA_FILE, &schema)?,
+    }
     if !ctx.json() {
         errln!(
             "wrote {} (project {project}, {} cluster) and {SCHEMA_FILE}\nnext: edit it, then `mldeploy validate -f {}`",
