@@ -285,19 +285,44 @@ impl Api {
         }
     }
 
-    /// Every namespaced kind the server can LIST (for the Namespace guard).
-    pub async fn namespaced_listable(&self) -> Result<Vec<Resource>, ClusterError> {
-        let what = "discover every API group";
-        let discovery = match self
-            .call(what, || kube::Discovery::new(self.client.clone()).run())
-            .await?
-        {
-            Ok(d) => d,
+    /// Every namespaced kind the server can LIST (for the Namespace guard), and the
+    /// group-versions that could not be discovered (an aggregated API that is down): those cannot
+    /// be proven empty.
+    pub async fn namespaced_listable(&self) -> Result<(Vec<Resource>, Vec<String>), ClusterError> {
+        let what = "discover API groups";
+        let groups = match self.call(what, || self.client.list_api_groups()).await? {
+            Ok(g) => g,
             Err(s) => return Err(Self::api_error(what, s)),
         };
+        let mut versions = vec!["v1".to_string()];
+        versions.extend(groups.groups.iter().filter_map(|g| {
+            g.preferred_version
+                .as_ref()
+                .or(g.versions.first())
+                .map(|v| v.group_version.clone())
+        }));
         let mut out = Vec::new();
-        for group in discovery.groups() {
-            for (ar, caps) in group.recommended_resources() {
+        let mut unknown = Vec::new();
+        for gv in versions {
+            let parsed: GroupVersion = match gv.parse() {
+                Ok(p) => p,
+                Err(_) => continue,
+            };
+            let what = format!("discover {gv}");
+            let group = match self
+                .call(&what, || {
+                    kube::discovery::pinned_group(&self.client, &parsed)
+                })
+                .await
+            {
+                Ok(Ok(g)) => g,
+                Ok(Err(_)) | Err(ClusterError::Transport { .. }) => {
+                    unknown.push(gv);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for (ar, caps) in group.versioned_resources(&parsed.version) {
                 if caps.scope == kube::discovery::Scope::Namespaced
                     && caps.supports_operation(kube::discovery::verbs::LIST)
                 {
@@ -310,7 +335,7 @@ impl Api {
                 }
             }
         }
-        Ok(out)
+        Ok((out, unknown))
     }
 
     /// Forgets discovery results (after CRDs were installed).

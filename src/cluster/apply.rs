@@ -318,7 +318,7 @@ async fn foreign_objects(
     namespace: &str,
     concurrency: usize,
 ) -> Result<Vec<String>, ClusterError> {
-    let kinds = api.namespaced_listable().await?;
+    let (kinds, unknown) = api.namespaced_listable().await?;
     let listed: Vec<(Resource, Vec<Value>)> = futures::TryStreamExt::try_collect(stream::iter(kinds.into_iter().map(|r| async move {
         if r.kind == "Event" {
             return Ok::<_, ClusterError>((r, Vec::new()));
@@ -373,7 +373,11 @@ async fn foreign_objects(
             break;
         }
     }
-    let mut foreign = Vec::new();
+    // An API group that could not be discovered may hold anything.
+    let mut foreign: Vec<String> = unknown
+        .iter()
+        .map(|gv| format!("(anything of {gv}: it could not be discovered)"))
+        .collect();
     for (kind, obj) in all {
         let meta = &obj["metadata"];
         let name = meta["name"].as_str().unwrap_or("");
