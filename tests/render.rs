@@ -612,7 +612,16 @@ fn the_grafana_dashboard_is_valid_json() {
         .expect("dashboard text");
     let dashboard: Value = serde_json::from_str(text).expect("dashboard is JSON");
     let panels = dashboard["panels"].as_array().expect("panels");
-    // scratch-detector has a GPU (row + 4 panels), fraud-xgb does not (row + 3).
-    assert_eq!(panels.len(), 9);
+    // scratch-detector has a GPU (row + 4 panels), fraud-xgb does not (row + 3); each has the
+    // load-test panel of `mldeploy test --push`.
+    assert_eq!(panels.len(), 11);
     assert_eq!(panels[4]["title"], "scratch-detector · GPU utilisation (%)");
+    assert_eq!(
+        panels[5]["title"],
+        "scratch-detector · Load tests (mldeploy test)"
+    );
+    assert_eq!(
+        panels[5]["targets"][0]["expr"],
+        "max by (quantile) (mldeploy_test_latency_seconds{job=\"mldeploy_test\", project=\"visual-qc\", env=\"prod\", model=\"scratch-detector\"})"
+    );
 }
