@@ -745,7 +745,10 @@ fn json_output_is_one_document_on_stdout() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, BTreeSet::from(["ok", "file", "checked", "project"]));
+    assert_eq!(
+        keys,
+        BTreeSet::from(["ok", "file", "checked", "warnings", "project"])
+    );
     let bad = json(
         &mldeploy()
             .args(["validate", "--output", "json", "-f"])

@@ -169,3 +169,53 @@ fn checkov_finds_nothing_outside_the_baseline() {
     // Every environment was scanned: each has Terraform or manifests checkov read.
     assert!(envs.len() >= 6, "{envs:?}");
 }
+
+#[test]
+fn validate_warns_about_tags_in_production_static_keys_and_an_open_api_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mldeploy.yaml");
+    std::fs::write(&file, PRODUCTION).expect("write");
+    let out = crate::mldeploy()
+        .arg("-f")
+        .arg(&file)
+        .arg("validate")
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    // Digests pass; the canary's and b's tags do not; so do the static keys and the open API
+    // server of the second cluster. The first cluster names its authorized networks.
+    assert!(
+        stderr.contains("mldeploy.yaml:5:") && stderr.contains("models[0].canary.image"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("models[1].image"), "{stderr}");
+    assert!(!stderr.contains("models[0].image:"), "{stderr}");
+    assert!(stderr.contains("models[2].storageSecret"), "{stderr}");
+    assert!(stderr.contains("cluster `open`"), "{stderr}");
+    assert!(!stderr.contains("cluster `c`"), "{stderr}");
+    assert_eq!(stderr.matches("warning:").count(), 4, "{stderr}");
+
+    let json = crate::mldeploy()
+        .arg("-f")
+        .arg(&file)
+        .args(["--output", "json", "validate"])
+        .assert()
+        .success();
+    let doc: Value = serde_json::from_slice(&json.get_output().stdout).expect("json");
+    assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(4), "{doc}");
+}
+
+const PRODUCTION: &str = r#"version: 1
+project: p
+models:
+  - {name: a, runtime: seldon, image: "registry.example.com/a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+     canary: {image: "registry.example.com/a:2", traffic: 10}}
+  - {name: b, image: "registry.example.com/b:1"}
+  - {name: c, server: sklearn, modelUri: "gs://bucket/c", storageSecret: gcs-creds}
+clusters:
+  c: {cloud: gcp, region: europe-west4, gcp: {project: x}, controlPlane: {authorizedNetworks: ["203.0.113.0/24"]}}
+  open: {cloud: gcp, region: europe-west4, gcp: {project: x}}
+environments:
+  prod: {cluster: c, production: true}
+  staging: {cluster: open}
+"#;

@@ -10,6 +10,8 @@ const CHECKED: &[&str] = &[
     "image vs server + modelUri, runtimes, canaries, replicas, autoscaling, quantities",
     "GPU types against the catalog and each cluster's cloud",
     "a node pool for every GPU model in its environment's cluster",
+    "security (warnings): static storage keys on clouds, mutable image tags in production, \
+     an API server open to the internet",
 ];
 
 pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
@@ -23,12 +25,23 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {
             "ok": true,
             "file": file,
             "checked": CHECKED,
+            "warnings": project.warnings,
             "project": project,
         });
         super::print_json(&doc);
         return Ok(exit::OK);
     }
     out!("{}", summary(&file, &project));
+    for w in &project.warnings {
+        let at = w
+            .loc
+            .map(|l| format!("{file}:{}:{}: ", l.line, l.column))
+            .unwrap_or_default();
+        errln!("warning: {at}{}: {}", w.path, w.message);
+        if let Some(hint) = &w.hint {
+            errln!("  help: {hint}");
+        }
+    }
     Ok(exit::OK)
 }
 

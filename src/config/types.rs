@@ -624,6 +624,10 @@ pub struct Environment {
     /// NetworkPolicies of the namespace: on by default (deny ingress except serving traffic).
     #[serde(default)]
     pub network_policy: NetworkPolicy,
+    /// A production environment: `validate` warns about images by mutable tag (pin them by
+    /// digest, `repo@sha256:…`).
+    #[serde(default)]
+    pub production: bool,
 }
 
 /// NetworkPolicies mldeploy renders in an environment's namespace.

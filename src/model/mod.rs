@@ -46,6 +46,10 @@ pub struct Project {
     pub monitoring: Monitoring,
     /// GitOps settings.
     pub gitops: Option<Gitops>,
+    /// What works but weakens security (static keys on a cloud, mutable tags in production, an
+    /// API server open to the internet): `validate` prints these; they never fail a command.
+    #[serde(skip)]
+    pub warnings: Vec<Problem>,
 }
 
 /// Monitoring switches.
@@ -220,6 +224,8 @@ pub struct Env {
     pub models: Vec<Model>,
     /// NetworkPolicies of the namespace.
     pub network_policy: config::NetworkPolicy,
+    /// A production environment.
+    pub production: bool,
 }
 
 /// Where a model's code comes from.
@@ -496,6 +502,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 namespace,
                 models,
                 network_policy: env.network_policy.clone(),
+                production: env.production,
             },
         );
     }
@@ -549,6 +556,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     });
 
     if ck.problems.is_empty() {
+        let warnings = security_warnings(&ck, cfg, &clusters, &environments);
         Ok(Project {
             name: cfg.project.clone(),
             labels,
@@ -559,6 +567,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 grafana_dashboard: cfg.monitoring.grafana_dashboard,
             },
             gitops,
+            warnings,
         })
     } else {
         Err(Report::new(loaded.source.clone(), ck.problems))
@@ -722,6 +731,99 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
         },
         hardening: c.hardening.clone(),
     }
+}
+
+/// Whether an image reference is pinned by digest (`repo@sha256:…`).
+pub fn pinned_by_digest(image: &str) -> bool {
+    image
+        .split_once('@')
+        .is_some_and(|(_, digest)| digest.starts_with("sha256:") && digest.len() == 71)
+}
+
+/// Security warnings of a valid config (docs/security.md): static storage keys on a cloud,
+/// images by mutable tag in a production environment, an API server open to the internet.
+fn security_warnings(
+    ck: &Checker<'_>,
+    cfg: &config::Config,
+    clusters: &BTreeMap<String, ClusterModel>,
+    environments: &BTreeMap<String, Env>,
+) -> Vec<Problem> {
+    let mut out: Vec<Problem> = Vec::new();
+    let mut warn = |path: Vec<Seg>, message: String, hint: &str| {
+        let loc = ck.root.lookup(&path).loc;
+        let p = Problem::new(Some(loc), path_string(&path), message).hint(hint);
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    let model_path = |name: &str, field: &[&str]| -> Vec<Seg> {
+        let mut path = match cfg
+            .models
+            .iter()
+            .position(|m| m.name.as_deref() == Some(name))
+        {
+            Some(i) => vec![key("models"), Seg::Index(i)],
+            None => vec![key("models")],
+        };
+        path.extend(field.iter().map(|f| key(f)));
+        path
+    };
+    for (name, c) in clusters {
+        if c.cloud != Cloud::Onprem && c.control_plane.authorized_networks == ["0.0.0.0/0"] {
+            warn(
+                vec![key("clusters"), key(name)],
+                format!("the API server of cluster `{name}` accepts connections from anywhere"),
+                "set controlPlane.authorizedNetworks to the ranges Terraform and mldeploy run from",
+            );
+        }
+    }
+    for env in environments.values() {
+        let cloud = clusters.get(&env.cluster).map(|c| c.cloud);
+        for m in &env.models {
+            if let Source::Prepackaged {
+                storage_secret: Some(secret),
+                ..
+            } = &m.source
+                && cloud.is_some_and(|c| c != Cloud::Onprem)
+            {
+                warn(
+                    model_path(&m.name, &["storageSecret"]),
+                    format!(
+                        "model `{}` reads its artifact with static keys (Secret `{secret}`) on a cloud",
+                        m.name
+                    ),
+                    "grant the cloud's workload identity read access to the bucket instead of keys (docs/security.md)",
+                );
+            }
+            if !env.production {
+                continue;
+            }
+            let mut images = Vec::new();
+            if let Source::Image { image, .. } = &m.source {
+                images.push((image, model_path(&m.name, &["image"])));
+            }
+            if let Some(Canary {
+                source: Source::Image { image, .. },
+                ..
+            }) = &m.canary
+            {
+                images.push((image, model_path(&m.name, &["canary", "image"])));
+            }
+            for (image, path) in images {
+                if !pinned_by_digest(image) {
+                    warn(
+                        path,
+                        format!(
+                            "image `{image}` of model `{}` is a mutable tag in production environment `{}`",
+                            m.name, env.name
+                        ),
+                        "pin it by digest: `repo@sha256:<64 hex digits>` (docker buildx imagetools inspect prints it)",
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether `s` is an IPv4 CIDR (`10.0.0.0/8`).
