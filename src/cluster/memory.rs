@@ -58,6 +58,7 @@ struct State {
     objects: BTreeMap<String, Value>,
     seen: Vec<Seen>,
     next: u64,
+    forbidden_lists: Vec<String>,
 }
 
 /// The in-memory server.
@@ -225,6 +226,11 @@ impl Memory {
         }
     }
 
+    /// Refuses (403) cluster-wide LISTs of `plural`, as RBAC does for a namespace-scoped user.
+    pub fn forbid_cluster_list(&self, plural: &str) {
+        self.lock().forbidden_lists.push(plural.to_string());
+    }
+
     /// Replaces an object's status (as a controller would).
     pub fn set_status(&self, api_version: &str, plural: &str, ns: &str, name: &str, status: Value) {
         let mut st = self.lock();
@@ -319,6 +325,13 @@ impl Memory {
             return status(404, "NotFound", "no such resource");
         };
         match (method.as_str(), name) {
+            ("GET", None) if ns.is_none() && st.forbidden_lists.iter().any(|p| p == plural) => {
+                status(
+                    403,
+                    "Forbidden",
+                    &format!("{plural} is forbidden: cannot list at the cluster scope"),
+                )
+            }
             ("GET", None) => {
                 let selector = query.get("labelSelector").cloned().unwrap_or_default();
                 let fields_sel = query.get("fieldSelector").cloned().unwrap_or_default();

@@ -388,22 +388,46 @@ pub async fn orphans(api: &Api, set: &ApplySet) -> Result<Vec<(String, String)>,
 /// Live objects of one kind, by (namespace, name).
 type Listing = BTreeMap<(Option<String>, String), Value>;
 
+/// What to LIST of one kind: where, with which selector, and the rendered names (read one by one
+/// when listing is forbidden).
+struct ListSpec {
+    resource: Resource,
+    namespaces: BTreeSet<Option<String>>,
+    selector: String,
+    names: Vec<(Option<String>, String)>,
+}
+
 /// Lists one kind: unselected where rendered objects of it live (so objects that are not ours
 /// but have our names are seen), label-selected elsewhere (members of kinds no longer rendered).
-async fn list_kind(
-    api: &Api,
-    resource: &Resource,
-    namespaces: &BTreeSet<Option<String>>,
-    selector: &str,
-) -> Result<Listing, ClusterError> {
+/// Where RBAC forbids the unselected LIST (a namespace-scoped user and cluster-wide Namespaces),
+/// the rendered objects are read one by one instead.
+async fn list_kind(api: &Api, spec: &ListSpec) -> Result<Listing, ClusterError> {
     let mut out = Listing::new();
-    for ns in namespaces {
+    let resource = &spec.resource;
+    for ns in &spec.namespaces {
         let scope = if resource.namespaced {
             ns.as_deref()
         } else {
             None
         };
-        for obj in api.list(resource, scope, selector).await? {
+        let items = match api.list(resource, scope, &spec.selector).await {
+            Ok(items) => items,
+            Err(ClusterError::Api { code: 403, .. }) if spec.selector.is_empty() => {
+                let mut items = Vec::new();
+                for (namespace, name) in spec
+                    .names
+                    .iter()
+                    .filter(|(n, _)| n == ns || !resource.namespaced)
+                {
+                    if let Some(obj) = api.get(resource, namespace.as_deref(), name).await? {
+                        items.push(obj);
+                    }
+                }
+                items
+            }
+            Err(e) => return Err(e),
+        };
+        for obj in items {
             let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
             let namespace = obj["metadata"]["namespace"].as_str().map(str::to_string);
             out.insert((namespace, name), obj);
@@ -479,12 +503,18 @@ pub async fn plan(
     let mut namespaces: BTreeSet<Option<String>> = rendered.iter().map(|r| r.1.clone()).collect();
     namespaces.insert(Some(applyset.namespace.clone()));
     namespaces.remove(&None);
-    let mut lists: BTreeMap<String, (Resource, BTreeSet<Option<String>>, String)> = BTreeMap::new();
-    for (resource, namespace, _, _) in &rendered {
+    let mut lists: BTreeMap<String, ListSpec> = BTreeMap::new();
+    for (resource, namespace, name, _) in &rendered {
         let entry = lists
             .entry(resource.group_kind())
-            .or_insert_with(|| (resource.clone(), BTreeSet::new(), String::new()));
-        entry.1.insert(namespace.clone());
+            .or_insert_with(|| ListSpec {
+                resource: resource.clone(),
+                namespaces: BTreeSet::new(),
+                selector: String::new(),
+                names: Vec::new(),
+            });
+        entry.namespaces.insert(namespace.clone());
+        entry.names.push((namespace.clone(), name.clone()));
     }
     let mut listed_kinds: BTreeSet<String> = parents
         .current
@@ -510,20 +540,19 @@ pub async fn plan(
         for id in &ids {
             lists.insert(
                 format!("{} {id}", r.group_kind()),
-                (
-                    r.clone(),
-                    namespaces.clone(),
-                    format!("{}={id}", applyset::PART_OF),
-                ),
+                ListSpec {
+                    resource: r.clone(),
+                    namespaces: namespaces.clone(),
+                    selector: format!("{}={id}", applyset::PART_OF),
+                    names: Vec::new(),
+                },
             );
         }
     }
-    let listed: Vec<(String, Listing)> = stream::iter(lists.iter().map(
-        |(key, (resource, namespaces, selector))| async move {
-            let items = list_kind(api, resource, namespaces, selector).await?;
-            Ok::<_, ClusterError>((key.split(' ').next().unwrap_or(key).to_string(), items))
-        },
-    ))
+    let listed: Vec<(String, Listing)> = stream::iter(lists.iter().map(|(key, spec)| async move {
+        let items = list_kind(api, spec).await?;
+        Ok::<_, ClusterError>((key.split(' ').next().unwrap_or(key).to_string(), items))
+    }))
     .buffered(concurrency)
     .try_collect()
     .await?;
@@ -568,7 +597,7 @@ pub async fn plan(
             }
             let Some(resource) = lists
                 .values()
-                .map(|(r, _, _)| r)
+                .map(|l| &l.resource)
                 .find(|r| r.group_kind() == *gk)
                 .cloned()
             else {

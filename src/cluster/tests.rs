@@ -479,3 +479,20 @@ fn wait_reads_readiness_through_the_same_client() {
         .block_on(wait::wait(&api, &targets, ms(500), ms(5), &quiet))
         .expect("ready");
 }
+
+#[test]
+fn a_user_who_may_not_list_namespaces_still_plans() {
+    let rig = Rig::new();
+    rig.mem.forbid_cluster_list("namespaces");
+    let b = bundle("shop", &["a"], 1);
+    rig.apply(&b, &prod(), false).expect("apply");
+    let plan = rig.plan(&b, &prod());
+    assert!(
+        !plan.has_changes(),
+        "{:?}",
+        plan.changes
+            .iter()
+            .map(|c| (c.label(), c.action))
+            .collect::<Vec<_>>()
+    );
+}
