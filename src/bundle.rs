@@ -211,7 +211,8 @@ pub fn group(kind: &str) -> u8 {
         // NetworkPolicies exist before the pods they protect.
         "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
         | "NetworkPolicy" => 2,
-        "ConfigMap" | "Secret" => 3,
+        // A ResourceClaimTemplate exists before the pods whose claims are made from it.
+        "ConfigMap" | "Secret" | "ResourceClaimTemplate" => 3,
         "Service" => 4,
         "Deployment"
         | "StatefulSet"

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::Cloud;
+use crate::config::{Arch, Cloud};
 
 /// Who makes a GPU: decides the extended resource, the taint, the device plugin and the images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,7 +108,7 @@ pub struct Gpu {
     /// Who makes it.
     pub vendor: Vendor,
     /// CPU architecture of the machines it comes in.
-    pub arch: &'static str,
+    pub arch: Arch,
     /// Memory per GPU in GB.
     pub memory_gb: u32,
     /// MIG profiles (empty: no MIG).
@@ -167,7 +167,7 @@ pub const GPUS: &[Gpu] = &[
         product: "NVIDIA T4",
         memory_gb: 16,
         vendor: Vendor::Nvidia,
-        arch: "amd64",
+        arch: Arch::Amd64,
         mig: &[],
         edge: false,
         offers: &[
@@ -210,7 +210,7 @@ pub const GPUS: &[Gpu] = &[
         product: "NVIDIA L4",
         memory_gb: 24,
         vendor: Vendor::Nvidia,
-        arch: "amd64",
+        arch: Arch::Amd64,
         mig: &[],
         edge: false,
         offers: &[
@@ -247,7 +247,7 @@ pub const GPUS: &[Gpu] = &[
         product: "NVIDIA A10G",
         memory_gb: 24,
         vendor: Vendor::Nvidia,
-        arch: "amd64",
+        arch: Arch::Amd64,
         mig: &[],
         edge: false,
         offers: &[
@@ -272,7 +272,7 @@ pub const GPUS: &[Gpu] = &[
         product: "NVIDIA A100 40GB",
         memory_gb: 40,
         vendor: Vendor::Nvidia,
-        arch: "amd64",
+        arch: Arch::Amd64,
         mig: MIG_A100_40,
         edge: false,
         offers: &[
@@ -316,7 +316,7 @@ pub const GPUS: &[Gpu] = &[
         product: "NVIDIA A100 80GB",
         memory_gb: 80,
         vendor: Vendor::Nvidia,
-        arch: "amd64",
+        arch: Arch::Amd64,
         mig: MIG_80,
         edge: false,
         offers: &[
@@ -364,7 +364,7 @@ pub const GPUS: &[Gpu] = &[
         product: "NVIDIA H100 80GB",
         memory_gb: 80,
         vendor: Vendor::Nvidia,
-        arch: "amd64",
+        arch: Arch::Amd64,
         mig: MIG_80,
         edge: false,
         offers: &[
@@ -405,6 +405,47 @@ pub const GPUS: &[Gpu] = &[
                 note: "GPU feature discovery labels the node",
             },
         ],
+    },
+    Gpu {
+        name: "mi300x",
+        product: "AMD Instinct MI300X",
+        memory_gb: 192,
+        vendor: Vendor::Amd,
+        arch: Arch::Amd64,
+        mig: &[],
+        edge: false,
+        offers: &[
+            Offer {
+                node_label: None,
+                cloud: Cloud::Azure,
+                accelerator: "amd-instinct-mi300x",
+                machines: &[(8, "Standard_ND96isr_MI300X_v5")],
+                note: "8 GPUs per node only; AMD GPU device plugin add-on; ROCm images",
+            },
+            Offer {
+                node_label: Some("amd.com/gpu.product-name"),
+                cloud: Cloud::Onprem,
+                accelerator: "AMD_Instinct_MI300X_OAM",
+                machines: &[],
+                note: "the AMD GPU device plugin's node labeller labels the node; ROCm images",
+            },
+        ],
+    },
+    Gpu {
+        name: "jetson-orin",
+        product: "NVIDIA Jetson AGX Orin",
+        memory_gb: 64,
+        vendor: Vendor::Nvidia,
+        arch: Arch::Arm64,
+        mig: &[],
+        edge: true,
+        offers: &[Offer {
+            node_label: Some("kubernetes.io/arch"),
+            cloud: Cloud::Onprem,
+            accelerator: "arm64",
+            machines: &[],
+            note: "k3s with the NVIDIA container runtime (runtimeClassName: nvidia); standalone NVIDIA device plugin; memory shared with the CPU",
+        }],
     },
 ];
 

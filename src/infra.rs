@@ -626,6 +626,8 @@ mod tests {
             node_pools: Vec::new(),
             context: context.map(str::to_string),
             distribution: None,
+            arch: None,
+            gpus: Vec::new(),
             state: None,
             control_plane: Default::default(),
             hardening: Default::default(),

@@ -208,7 +208,11 @@ fn gpus_prints_the_catalog() {
         .success()
         .stdout(predicate::str::contains("g4dn.xlarge"))
         .stdout(predicate::str::contains("nvidia-tesla-t4"))
-        .stdout(predicate::str::contains("Standard_NC40ads_H100_v5"));
+        .stdout(predicate::str::contains("Standard_NC40ads_H100_v5"))
+        .stdout(predicate::str::contains("Standard_ND96isr_MI300X_v5"))
+        .stdout(predicate::str::contains("1g.10gb"))
+        .stdout(predicate::str::contains("-SHARED"))
+        .stdout(predicate::str::contains("resource.k8s.io/v1"));
     let doc = json(
         &mldeploy()
             .args(["gpus", "--output", "json"])
@@ -223,8 +227,21 @@ fn gpus_prints_the_catalog() {
         .collect();
     assert_eq!(
         names,
-        ["t4", "l4", "a10g", "a100-40gb", "a100-80gb", "h100-80gb"]
+        [
+            "t4",
+            "l4",
+            "a10g",
+            "a100-40gb",
+            "a100-80gb",
+            "h100-80gb",
+            "mi300x",
+            "jetson-orin"
+        ]
     );
+    let mi300x = &doc["gpus"][6];
+    assert_eq!(mi300x["vendor"], "amd");
+    assert_eq!(doc["gpus"][7]["arch"], "arm64");
+    assert_eq!(doc["gpus"][4]["mig"][0]["name"], "1g.10gb");
 }
 
 #[test]

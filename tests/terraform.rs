@@ -5,6 +5,7 @@ use std::process::Command;
 
 use hcl::{Block, BlockLabel, Body, Expression, ObjectKey};
 use mldeploy::bundle::Bundle;
+use mldeploy::catalog::Vendor;
 use mldeploy::config::Runtime;
 use mldeploy::model::{self, Project};
 use mldeploy::render::{self, Templates};
@@ -865,8 +866,10 @@ fn aks_gpu_pools_are_labelled_and_tainted() {
                         "{}: {name}",
                         r.label
                     );
+                    // The taint is keyed by the vendor's GPU resource.
+                    let resource = gpu.vendor.spec().resource;
                     assert!(
-                        taints.contains(&"nvidia.com/gpu=true:NoSchedule"),
+                        taints.contains(&format!("{resource}=true:NoSchedule").as_str()),
                         "{}: {name}: {taints:?}",
                         r.label
                     );
@@ -913,8 +916,25 @@ fn onprem_has_no_cluster_resource_and_k3s_gets_the_nvidia_runtime_class() {
                 string(must(block(body, "metadata").body(), "name")),
                 "nvidia"
             );
-            let plugin = r.block("resource", &["helm_release", "nvidia_device_plugin"]);
-            assert!(show(plugin.body()).contains("runtimeClassName = \"nvidia\""));
+            // k3s runs GPU containers with the nvidia runtime: the standalone device plugin
+            // asks for it; the GPU operator (time-slicing, MIG) is told k3s's containerd.
+            let sliced = r
+                .cluster()
+                .gpus
+                .iter()
+                .any(|g| g.share.is_some() || g.mig.is_some());
+            if sliced {
+                let operator = r.block("resource", &["helm_release", "gpu_operator"]);
+                let text = show(operator.body());
+                assert!(
+                    text.contains("/run/k3s/containerd/containerd.sock"),
+                    "{text}"
+                );
+                assert!(text.contains("replicas = 4"), "{text}");
+            } else {
+                let plugin = r.block("resource", &["helm_release", "nvidia_device_plugin"]);
+                assert!(show(plugin.body()).contains("runtimeClassName = \"nvidia\""));
+            }
         } else {
             assert!(runtime_class.is_empty(), "{}", r.label);
         }
@@ -955,15 +975,48 @@ fn operators_are_installed_only_for_runtimes_in_use() {
             "{}: prometheus",
             r.label
         );
-        let gpus = r.cluster().node_pools.iter().any(|p| p.gpu.is_some())
-            || r.project
-                .environments
-                .values()
-                .any(|e| e.cluster == r.cluster().name && e.models.iter().any(|m| m.gpu.is_some()));
+        // Every GPU the cluster's nodes have or its models ask for.
+        let gpus: Vec<&mldeploy::model::GpuUse> = r
+            .cluster()
+            .node_pools
+            .iter()
+            .filter_map(|p| p.gpu.as_ref())
+            .chain(&r.cluster().gpus)
+            .chain(
+                r.project
+                    .environments
+                    .values()
+                    .filter(|e| e.cluster == r.cluster().name)
+                    .flat_map(|e| e.models.iter().filter_map(|m| m.gpu.as_ref())),
+            )
+            .collect();
+        let nvidia = gpus.iter().any(|g| g.vendor == Vendor::Nvidia);
+        let amd = gpus.iter().any(|g| g.vendor == Vendor::Amd);
+        // Outside GKE, time-slicing and MIG need the GPU operator, whose device plugin replaces
+        // the standalone one.
+        let operator = r.cloud() != "gcp"
+            && r.cluster()
+                .node_pools
+                .iter()
+                .filter_map(|p| p.gpu.as_ref())
+                .chain(&r.cluster().gpus)
+                .any(|g| g.share.is_some() || g.mig.is_some());
+        assert_eq!(
+            release("gpu_operator"),
+            operator,
+            "{}: gpu operator",
+            r.label
+        );
         assert_eq!(
             release("nvidia_device_plugin"),
-            gpus && r.cloud() != "gcp",
+            nvidia && r.cloud() != "gcp" && !operator,
             "{}: device plugin (GKE brings its own)",
+            r.label
+        );
+        assert_eq!(
+            release("amd_gpu_device_plugin"),
+            amd,
+            "{}: AMD device plugin",
             r.label
         );
 

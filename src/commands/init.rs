@@ -114,7 +114,7 @@ pub fn starter(project: &str, cloud: InitCloud) -> String {
         ),
         InitCloud::Onprem => (
             "onprem",
-            "  onprem:\n    cloud: onprem                    # an existing cluster; Terraform installs add-ons only\n    context: default                 # kubeconfig context of the cluster\n    distribution: k3s                # k3s | kubeadm | other\n",
+            "  onprem:\n    cloud: onprem                    # an existing cluster; Terraform installs add-ons only\n    context: default                 # kubeconfig context of the cluster\n    distribution: k3s                # k3s | kubeadm | other\n    # arch: arm64                    # an edge box (a Jetson: gpus: [{type: jetson-orin}])\n    # gpus: [{type: t4, share: 4}]   # its GPUs: time-sliced (share), MIG (mig: 1g.10gb)\n",
             "t4",
         ),
     };
@@ -141,7 +141,7 @@ models:
     image: registry.example.com/team/detector:1.0.0
     port: 8080
     resources: {{cpu: "2", memory: 8Gi}}
-    gpu: {{type: {gpu}, count: 1}}
+    gpu: {{type: {gpu}, count: 1}}   # also shared: true, mig: 1g.10gb, claim: true (`mldeploy gpus`)
     env: {{LOG_LEVEL: info}}
     # secretEnv: [{{name: API_KEY, secret: detector-secrets, key: api-key}}]
     # autoscale: {{min: 1, max: 4, cpuUtilization: 70}}

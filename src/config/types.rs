@@ -289,16 +289,28 @@ pub struct Resources {
     pub memory: Option<Scalar>,
 }
 
-/// A cloud-agnostic GPU request.
+/// A cloud-agnostic GPU request (on a model), or the GPUs of a node pool's nodes.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GpuRequest {
-    /// GPU type from the catalog (`mldeploy gpus`): t4, l4, a10g, a100-40gb, a100-80gb, h100-80gb.
+    /// GPU type from the catalog (`mldeploy gpus`): t4, l4, a10g, a100-40gb, a100-80gb,
+    /// h100-80gb, mi300x (AMD), jetson-orin (edge).
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// GPUs per replica (or per node, for a node pool). Default 1.
+    /// GPUs per replica (or per node, for a node pool), or MIG slices with `mig`. Default 1.
     #[serde(default = "one")]
     pub count: i64,
+    /// Node pools (and `gpus` of an onprem cluster): time-slice each GPU into this many shares
+    /// (2 to 48). Shares have no memory or fault isolation: they split one GPU's time.
+    pub share: Option<i64>,
+    /// Models: run on a time-sliced share of a GPU (a pool with `share`); `count` must be 1.
+    pub shared: Option<bool>,
+    /// MIG profile (`1g.10gb`): on a model, the slice it requests; on a node pool, the slices
+    /// each GPU is cut into. Only A100 and H100 GPUs have MIG (`mldeploy gpus` lists profiles).
+    pub mig: Option<String>,
+    /// Models: request the GPUs through a Dynamic Resource Allocation ResourceClaim
+    /// (`resource.k8s.io/v1`, Kubernetes 1.34 or later) instead of an extended resource.
+    pub claim: Option<bool>,
 }
 
 fn one() -> i64 {
@@ -419,6 +431,13 @@ pub struct Cluster {
     /// (docs/security.md says what each one does per cloud).
     #[serde(default)]
     pub hardening: Hardening,
+    /// CPU architecture of an onprem cluster's nodes: amd64 (default) or arm64 (an edge box).
+    /// Every pod then selects `kubernetes.io/arch`; a Jetson GPU implies arm64.
+    pub arch: Option<Arch>,
+    /// The GPUs of an onprem cluster's nodes (mldeploy does not manage its nodes): with `share`
+    /// or `mig`, the GPU operator is set up to time-slice or partition them.
+    #[serde(default)]
+    pub gpus: Vec<GpuRequest>,
 }
 
 /// Access to a managed cluster's API server.
@@ -470,6 +489,28 @@ impl Default for Hardening {
             cloud_logging: true,
             ephemeral_os_disk: true,
             encryption_at_host: true,
+        }
+    }
+}
+
+/// CPU architecture of nodes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// x86-64.
+    Amd64,
+    /// 64-bit ARM (Jetson, Graviton, Ampere).
+    Arm64,
+}
+
+impl Arch {
+    /// The `kubernetes.io/arch` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
         }
     }
 }

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::catalog::{self, Gpu};
+use crate::catalog::{self, Vendor};
 use crate::config::de::{all_errors, from_node};
 use crate::config::yaml::{Loc, Node, Seg, Value, path_string};
 use crate::config::{
-    self, Cloud, Cluster, Distribution, GitopsEngine, Loaded, ModelSpec, Runtime, Server,
+    self, Arch, Cloud, Cluster, Distribution, GitopsEngine, Loaded, ModelSpec, Runtime, Server,
 };
 use crate::diag::{Problem, Report};
 use crate::platform;
@@ -25,6 +25,9 @@ use quantity::{QUANTITY_HINT, Quantity};
 /// Default CPU and memory of a replica when neither defaults nor the model set them.
 const DEFAULT_CPU: &str = "500m";
 const DEFAULT_MEMORY: &str = "1Gi";
+/// Defaults on an edge box (arm64), which has a few cores and little memory to share.
+const EDGE_CPU: &str = "250m";
+const EDGE_MEMORY: &str = "512Mi";
 /// Default container port of a custom image.
 const DEFAULT_PORT: u16 = 8080;
 /// Default HPA CPU target.
@@ -104,6 +107,10 @@ pub struct ClusterModel {
     pub context: Option<String>,
     /// On-prem distribution.
     pub distribution: Option<Distribution>,
+    /// Node architecture when stated (or implied by a Jetson): pods then select it.
+    pub arch: Option<Arch>,
+    /// GPUs of an onprem cluster's nodes, as declared (time-slicing and MIG set up for them).
+    pub gpus: Vec<GpuUse>,
     /// Where Terraform keeps the cluster's state (always set on onprem, where it defaults to a
     /// Secret in the cluster).
     pub state: Option<StateBackend>,
@@ -197,18 +204,47 @@ pub struct Pool {
     pub disk_size_gb: u32,
 }
 
-/// A GPU type and count, with the platform's accelerator name.
+/// A GPU type and count, with the platform's accelerator name and how the GPU is cut up.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuUse {
     /// Catalog name.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// GPUs.
+    /// GPUs (or MIG slices).
     pub count: u32,
     /// Platform accelerator name (node label value), when the platform is known.
     pub accelerator: Option<&'static str>,
+    /// Who makes it.
+    pub vendor: Vendor,
+    /// Node pools: time-slices per GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<u32>,
+    /// Models: a time-slice of a shared GPU.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+    /// MIG profile (a model's slice, or the slices a pool's GPUs are cut into).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mig: Option<&'static str>,
+    /// Models: requested through a DRA ResourceClaim.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub claim: bool,
 }
+
+/// Where a GPU request stands, which decides the fields it may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GpuRole {
+    /// A model's request.
+    Model,
+    /// A node pool's GPUs (or an onprem cluster's `gpus`).
+    Nodes,
+}
+
+/// First Kubernetes minor with `resource.k8s.io/v1` (DRA GA).
+const DRA_MINOR: u32 = 34;
+
+/// Most shares per GPU (GKE's limit, and plenty elsewhere).
+const MAX_SHARE: i64 = 48;
 
 /// An environment: a cluster, a namespace, and its models after overrides.
 #[derive(Clone, Debug, Serialize)]
@@ -702,6 +738,41 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
         seen.push(&p.name);
         pools.push(check_pool(ck, &ppath, c.cloud, p));
     }
+    let mut gpus = Vec::new();
+    if managed && !c.gpus.is_empty() {
+        ck.at(
+            &join(&path, &[key("gpus")]),
+            format!("`gpus` describes an onprem cluster's nodes; a {} cluster's GPUs are in `nodePools[].gpu`", c.cloud.name()),
+            None,
+        );
+    }
+    for (i, g) in c.gpus.iter().enumerate() {
+        let gpath = join(&path, &[key("gpus"), Seg::Index(i)]);
+        if let Some(u) = check_gpu(ck, &gpath, Some(c.cloud), g, "", GpuRole::Nodes) {
+            gpus.push(u);
+        }
+    }
+    let edge_gpu = gpus
+        .iter()
+        .find(|u| catalog::gpu(u.kind).is_some_and(|g| g.edge));
+    if managed && c.arch.is_some() {
+        ck.at(
+            &join(&path, &[key("arch")]),
+            "`arch` applies to onprem clusters",
+            Some("a managed pool's architecture follows its machine type".into()),
+        );
+    }
+    if let (Some(Arch::Amd64), Some(g)) = (c.arch, edge_gpu) {
+        ck.at(
+            &join(&path, &[key("arch")]),
+            format!(
+                "`{}` is an arm64 module; the cluster says `arch: amd64`",
+                g.kind
+            ),
+            Some("set `arch: arm64` (or leave it out)".into()),
+        );
+    }
+    let arch = c.arch.or(edge_gpu.map(|_| Arch::Arm64));
     let state = check_state(ck, &path, project, name, c);
     ClusterModel {
         name: name.to_string(),
@@ -720,6 +791,8 @@ fn check_cluster(ck: &mut Checker<'_>, project: &str, name: &str, c: &Cluster) -
         node_pools: pools,
         context: c.context.clone(),
         distribution: c.distribution,
+        arch,
+        gpus,
         state,
         control_plane: config::ControlPlane {
             authorized_networks: if c.control_plane.authorized_networks.is_empty() {
@@ -1081,15 +1154,18 @@ fn pool_name_rules(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, name: &str)
     }
 }
 
-/// Checks a GPU request against the catalog and the platform; returns the catalog entry.
+/// Checks a GPU request against the catalog and the platform: its type, count, sharing, MIG
+/// slice and DRA claim, each against what the GPU and the role allow.
 fn check_gpu(
     ck: &mut Checker<'_>,
     path: &[Seg],
     cloud: Option<Cloud>,
     req: &config::GpuRequest,
     where_: &str,
-) -> Option<(&'static Gpu, u32)> {
+    role: GpuRole,
+) -> Option<GpuUse> {
     let tpath = join(path, &[key("type")]);
+    let at = |field: &str| join(path, &[key(field)]);
     let all: Vec<&str> = catalog::gpu_names().collect();
     let Some(kind) = &req.kind else {
         ck.at(
@@ -1111,13 +1187,14 @@ fn check_gpu(
         Ok(n) if n >= 1 => n,
         _ => {
             ck.at(
-                &join(path, &[key("count")]),
+                &at("count"),
                 format!("GPU count must be at least 1, not {}", req.count),
                 None,
             );
             return None;
         }
     };
+    let before = ck.problems.len();
     if let Some(cloud) = cloud
         && gpu.offer(cloud).is_none()
     {
@@ -1126,13 +1203,22 @@ fn check_gpu(
             .filter(|g| g.offer(cloud).is_some())
             .map(|g| g.name)
             .collect();
-        ck.at(
-            &tpath,
+        let message = if gpu.edge {
+            format!(
+                "GPU type `{}` is an edge module: it runs on onprem clusters only, not on {}{where_}",
+                gpu.name,
+                cloud.name()
+            )
+        } else {
             format!(
                 "GPU type `{}` is not offered on {}{where_}",
                 gpu.name,
                 cloud.name()
-            ),
+            )
+        };
+        ck.at(
+            &tpath,
+            message,
             Some(format!(
                 "{} is offered on: {}; {} offers: {}",
                 gpu.name,
@@ -1143,14 +1229,166 @@ fn check_gpu(
         );
         return None;
     }
-    Some((gpu, count))
+    let vendor = gpu.vendor.spec();
+    let isolation = "time-slices share the GPU's memory and faults: there is no memory or fault isolation between them";
+
+    // Sharing: a pool's GPUs are cut into `share` time-slices; a model takes one with `shared`.
+    let share = match (req.share, role) {
+        (None, _) => None,
+        (Some(_), GpuRole::Model) => {
+            ck.at(
+                &at("share"),
+                "`share` sets how many time-slices a node pool's GPUs have",
+                Some("a model asks for one time-slice with `shared: true`".into()),
+            );
+            None
+        }
+        (Some(n), GpuRole::Nodes) if !(2..=MAX_SHARE).contains(&n) => {
+            ck.at(
+                &at("share"),
+                format!("`share` must be 2 to {MAX_SHARE} time-slices per GPU, not {n}"),
+                Some(isolation.into()),
+            );
+            None
+        }
+        (Some(n), GpuRole::Nodes) => u32::try_from(n).ok(),
+    };
+    let shared = req.shared == Some(true);
+    if req.shared.is_some() && role == GpuRole::Nodes {
+        ck.at(
+            &at("shared"),
+            "`shared` is for models; a node pool sets `share: N` (time-slices per GPU)",
+            None,
+        );
+    }
+    if shared && count > 1 {
+        ck.at(
+            &at("count"),
+            format!("a shared GPU is one time-slice of one GPU; `count` must be 1, not {count}"),
+            Some(format!(
+                "more slices do not add memory or compute that the model could rely on ({isolation}); ask for whole GPUs without `shared`"
+            )),
+        );
+    }
+    if (share.is_some() || shared) && !vendor.sharing {
+        ck.at(
+            &at(if shared { "shared" } else { "share" }),
+            format!(
+                "{} GPUs (`{}`) cannot be time-sliced: the {} device plugin hands out whole GPUs",
+                vendor.name, gpu.name, vendor.name
+            ),
+            Some("ask for whole GPUs".into()),
+        );
+    }
+    if (share.is_some() || shared) && gpu.edge {
+        ck.at(
+            &at(if shared { "shared" } else { "share" }),
+            format!(
+                "`{}` is an edge module with one integrated GPU; the standalone device plugin there is not set up for time-slicing",
+                gpu.name
+            ),
+            None,
+        );
+    }
+
+    // MIG: the profile must be one of the GPU's.
+    let mig = match &req.mig {
+        None => None,
+        Some(_) if gpu.mig.is_empty() => {
+            let with: Vec<&str> = catalog::GPUS
+                .iter()
+                .filter(|g| !g.mig.is_empty())
+                .map(|g| g.name)
+                .collect();
+            ck.at(
+                &at("mig"),
+                format!("GPU type `{}` has no MIG (Multi-Instance GPU)", gpu.name),
+                Some(format!("GPU types with MIG: {}", with.join(", "))),
+            );
+            None
+        }
+        Some(p) => match gpu.mig_profile(p) {
+            Some(profile) => Some(profile.name),
+            None => {
+                let hint = match closest(p, gpu.mig.iter().map(|m| m.name)) {
+                    Some(c) => format!(
+                        "did you mean `{c}`? {} profiles: {}",
+                        gpu.name,
+                        gpu.mig_names().join(", ")
+                    ),
+                    None => format!("{} profiles: {}", gpu.name, gpu.mig_names().join(", ")),
+                };
+                ck.at(
+                    &at("mig"),
+                    format!("`{p}` is not a MIG profile of `{}`", gpu.name),
+                    Some(hint),
+                );
+                None
+            }
+        },
+    };
+    if req.mig.is_some() && (share.is_some() || shared) {
+        ck.at(
+            &at("mig"),
+            "a GPU is either cut into MIG slices or time-sliced, not both",
+            Some("MIG slices are isolated (memory and faults); time-slices are not".into()),
+        );
+    }
+    if let (Some(profile), GpuRole::Model) = (mig.and_then(|m| gpu.mig_profile(m)), role)
+        && count > profile.per_gpu
+    {
+        ck.at(
+            &at("count"),
+            format!(
+                "one {} holds at most {} × {}; a replica asks for {count}",
+                gpu.name, profile.per_gpu, profile.name
+            ),
+            Some("ask for a larger profile, or for whole GPUs".into()),
+        );
+    }
+
+    // DRA: NVIDIA's DRA driver publishes whole GPUs under the device class gpu.nvidia.com.
+    let claim = req.claim == Some(true);
+    if req.claim.is_some() && role == GpuRole::Nodes {
+        ck.at(
+            &at("claim"),
+            "`claim` is for models: it requests their GPUs through a ResourceClaim",
+            None,
+        );
+    }
+    if claim && (gpu.vendor != Vendor::Nvidia || mig.is_some() || shared || gpu.edge) {
+        ck.at(
+            &at("claim"),
+            "a DRA claim (`claim: true`) asks for whole NVIDIA GPUs of the device class `gpu.nvidia.com`",
+            Some("drop `claim` for MIG slices, shared GPUs, Jetson and AMD GPUs".into()),
+        );
+    }
+    if ck.problems.len() > before {
+        return None;
+    }
+    Some(GpuUse {
+        kind: gpu.name,
+        count,
+        accelerator: cloud.and_then(|c| gpu.offer(c)).map(|o| o.accelerator),
+        vendor: gpu.vendor,
+        share,
+        shared,
+        mig,
+        claim,
+    })
 }
 
 fn check_pool(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, p: &config::NodePool) -> Pool {
-    let gpu = p
-        .gpu
-        .as_ref()
-        .and_then(|g| check_gpu(ck, &join(path, &[key("gpu")]), Some(cloud), g, ""));
+    let gpu = p.gpu.as_ref().and_then(|g| {
+        check_gpu(
+            ck,
+            &join(path, &[key("gpu")]),
+            Some(cloud),
+            g,
+            "",
+            GpuRole::Nodes,
+        )
+    });
     if p.machine.is_some() && p.machine_type.is_some() {
         ck.at(
             &join(path, &[key("machineType")]),
@@ -1160,7 +1398,8 @@ fn check_pool(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, p: &config::Node
     }
     let mut machine_type = p.machine_type.clone();
     if machine_type.is_none()
-        && let Some((g, count)) = gpu
+        && let Some(g) = catalog::gpu(gpu.as_ref().map_or("", |u| u.kind))
+        && let Some(count) = gpu.as_ref().map(|u| u.count)
         && let Some(offer) = g.offer(cloud)
     {
         match offer.machine_for(count) {
@@ -1258,11 +1497,7 @@ fn check_pool(ck: &mut Checker<'_>, path: &[Seg], cloud: Cloud, p: &config::Node
     Pool {
         name: p.name.clone(),
         machine_type: machine_type.unwrap_or_default(),
-        gpu: gpu.map(|(g, count)| GpuUse {
-            kind: g.name,
-            count,
-            accelerator: g.offer(cloud).map(|o| o.accelerator),
-        }),
+        gpu,
         min: u32::try_from(min).unwrap_or(0),
         max: u32::try_from(max).unwrap_or(0),
         spot: p.spot,
@@ -1411,11 +1646,13 @@ fn check_model(
     let rt = runtime::spec(runtime);
     check_runtime_serves(mc, spec, rt);
     let replicas = check_replicas(mc, spec);
-    let (cpu, memory) = check_resources(mc, spec);
+    let edge = cluster.is_some_and(|c| c.arch == Some(Arch::Arm64));
+    let (cpu, memory) = check_resources(mc, spec, edge);
     let gpu = check_model_gpu(mc, spec, cluster, env_name);
     if let (Some(g), Some(c)) = (&gpu, cluster) {
         check_gpu_fit(mc, g, c, env_name);
     }
+    check_placement(mc, spec, rt, gpu.as_ref(), cluster);
     let (env, secret_env) = check_env(mc, spec);
     let autoscale = check_autoscale(mc, spec, rt);
     let canary = check_canary(mc, spec, rt, source.as_ref());
@@ -1593,7 +1830,7 @@ fn check_replicas(mc: &mut ModelCheck<'_>, spec: &ModelSpec) -> i64 {
 }
 
 /// CPU and memory quantities, with defaults.
-fn check_resources(mc: &mut ModelCheck<'_>, spec: &ModelSpec) -> (String, String) {
+fn check_resources(mc: &mut ModelCheck<'_>, spec: &ModelSpec, edge: bool) -> (String, String) {
     let mut quantity = |field: &str, default: &str, what: &str| -> String {
         let value = spec.resources.as_ref().and_then(|r| {
             if field == "cpu" {
@@ -1622,8 +1859,13 @@ fn check_resources(mc: &mut ModelCheck<'_>, spec: &ModelSpec) -> (String, String
             }
         }
     };
-    let cpu = quantity("cpu", DEFAULT_CPU, "CPU");
-    let memory = quantity("memory", DEFAULT_MEMORY, "memory");
+    let (cpu, memory) = if edge {
+        (EDGE_CPU, EDGE_MEMORY)
+    } else {
+        (DEFAULT_CPU, DEFAULT_MEMORY)
+    };
+    let cpu = quantity("cpu", cpu, "CPU");
+    let memory = quantity("memory", memory, "memory");
     (cpu, memory)
 }
 
@@ -1643,54 +1885,214 @@ fn check_model_gpu(
         root: mc.node,
         problems: Vec::new(),
     };
-    let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_);
+    let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_, GpuRole::Model);
     for p in gck.problems {
-        let rel = match p.path.rsplit('.').next() {
-            Some("count") => vec![key("gpu"), key("count")],
-            Some("type") => vec![key("gpu"), key("type")],
+        let field = p.path.rsplit('.').next().unwrap_or_default();
+        let rel = match field {
+            "count" | "type" | "share" | "shared" | "mig" | "claim" => vec![key("gpu"), key(field)],
             _ => vec![key("gpu")],
         };
         mc.at(&rel, p.message, p.hint);
     }
-    found.map(|(g, count)| GpuUse {
-        kind: g.name,
-        count,
-        accelerator: cloud.and_then(|c| g.offer(c)).map(|o| o.accelerator),
-    })
+    found
 }
 
-/// A managed cluster must have a node pool that can hold one replica's GPUs.
+/// The cluster must have GPUs that can hold one replica's request: a node pool (managed) or the
+/// declared `gpus` (onprem, when declared) of the same type, cut the same way (whole, shared or
+/// the same MIG profile), with enough GPUs or slices per node.
 fn check_gpu_fit(mc: &mut ModelCheck<'_>, g: &GpuUse, c: &ClusterModel, env_name: &str) {
-    if !platform::of(c.cloud).managed {
+    let managed = platform::of(c.cloud).managed;
+    let nodes: Vec<&GpuUse> = if managed {
+        c.node_pools.iter().filter_map(|p| p.gpu.as_ref()).collect()
+    } else {
+        c.gpus.iter().collect()
+    };
+    if !managed && nodes.is_empty() {
         return;
     }
-    let fits = c
-        .node_pools
+    let cut = |u: &GpuUse| match (u.share.is_some() || u.shared, u.mig) {
+        (_, Some(m)) => format!("MIG {m} slices"),
+        (true, None) => "time-sliced (shared)".to_string(),
+        (false, None) => "whole GPUs".to_string(),
+    };
+    let same_type: Vec<&GpuUse> = nodes.iter().copied().filter(|n| n.kind == g.kind).collect();
+    let fits: Vec<&GpuUse> = same_type
         .iter()
-        .filter_map(|p| p.gpu.as_ref().map(|pg| (p, pg)))
-        .filter(|(_, pg)| pg.kind == g.kind)
-        .collect::<Vec<_>>();
-    if fits.is_empty() {
+        .copied()
+        .filter(|n| n.share.is_some() == g.shared && n.mig == g.mig)
+        .collect();
+    let (field, where_) = if managed {
+        ("nodePools", "node pool")
+    } else {
+        ("gpus", "GPU entry")
+    };
+    let example = format!(
+        "{{type: {}{}{}}}",
+        g.kind,
+        g.mig.map(|m| format!(", mig: {m}")).unwrap_or_default(),
+        if g.shared { ", share: 4" } else { "" }
+    );
+    if same_type.is_empty() {
         mc.at(
             &[key("gpu"), key("type")],
             format!(
-                "cluster `{}` (environment `{env_name}`) has no node pool with GPU type `{}`",
+                "cluster `{}` (environment `{env_name}`) has no {where_} with GPU type `{}`",
                 c.name, g.kind
             ),
+            Some(if managed {
+                format!(
+                    "add `{{name: gpu-{}, gpu: {example}, min: 0, max: 2}}` to clusters.{}.nodePools",
+                    g.kind, c.name
+                )
+            } else {
+                format!("add `{example}` to clusters.{}.gpus", c.name)
+            }),
+        );
+    } else if fits.is_empty() {
+        let has: Vec<String> = same_type.iter().map(|n| cut(n)).collect();
+        let rel = if g.mig.is_some() {
+            "mig"
+        } else if g.shared {
+            "shared"
+        } else {
+            "type"
+        };
+        mc.at(
+            &[key("gpu"), key(rel)],
+            format!(
+                "the model asks for {} of `{}`, but cluster `{}` has `{}` as {} only",
+                cut(g),
+                g.kind,
+                c.name,
+                g.kind,
+                has.join(", ")
+            ),
             Some(format!(
-                "add `{{name: gpu-{}, gpu: {{type: {}, count: {}}}, min: 0, max: 2}}` to clusters.{}.nodePools",
-                g.kind, g.kind, g.count, c.name
+                "add a {where_} `{example}` to clusters.{}.{field}",
+                c.name
             )),
         );
-    } else if !fits.iter().any(|(_, pg)| pg.count >= g.count) {
-        let most = fits.iter().map(|(_, pg)| pg.count).max().unwrap_or(0);
+    } else {
+        let capacity = |n: &GpuUse| match n.mig.and_then(|m| catalog::gpu(n.kind)?.mig_profile(m)) {
+            Some(p) => n.count * p.per_gpu,
+            None if n.share.is_some() => 1,
+            None => n.count,
+        };
+        if !fits.iter().any(|n| capacity(n) >= g.count) {
+            let most = fits.iter().map(|n| capacity(n)).max().unwrap_or(0);
+            mc.at(
+                &[key("gpu"), key("count")],
+                format!(
+                    "a replica asks for {} × {} but the nodes of cluster `{}` have at most {most}",
+                    g.count,
+                    g.mig.unwrap_or(g.kind),
+                    c.name
+                ),
+                Some(format!(
+                    "lower the count, or give a {where_} more GPUs per node"
+                )),
+            );
+        }
+    }
+}
+
+/// Where the model runs: an edge box (arm64, k3s) takes only runtimes with arm64 images and no
+/// mesh; DRA claims need Kubernetes 1.34; AMD GPUs need ROCm images.
+fn check_placement(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+    rt: &RuntimeSpec,
+    gpu: Option<&GpuUse>,
+    cluster: Option<&ClusterModel>,
+) {
+    let name = rt.runtime.name();
+    let edge_gpu = gpu
+        .and_then(|g| catalog::gpu(g.kind))
+        .is_some_and(|g| g.edge);
+    let arm = cluster.is_some_and(|c| c.arch == Some(Arch::Arm64)) || edge_gpu;
+    if arm && !rt.edge {
         mc.at(
-            &[key("gpu"), key("count")],
+            &[key("runtime")],
             format!(
-                "a replica asks for {} × {} but the nodes of cluster `{}` have at most {most}",
-                g.count, g.kind, c.name
+                "runtime `{name}` does not fit an edge box (arm64): {} has no arm64 images",
+                rt.title
             ),
-            Some("lower the count, or give a node pool more GPUs per node".into()),
+            Some(format!(
+                "on an edge box use runtime {}",
+                runtime::names_where(|r| r.edge)
+            )),
+        );
+    }
+    if arm && rt.edge && rt.scales_to_zero {
+        // KServe on an edge box runs in raw mode: no Knative, so no scale to zero or canary split.
+        if spec.autoscale.as_ref().and_then(|a| a.min) == Some(0) {
+            mc.at(
+                &[key("autoscale"), key("min")],
+                format!(
+                    "{} on an edge box runs without Knative (raw mode) and cannot scale to zero",
+                    rt.title
+                ),
+                Some("set autoscale.min to 1".into()),
+            );
+        }
+        if spec.canary.is_some() {
+            mc.at(
+                &[key("canary")],
+                format!("{} on an edge box runs without Knative (raw mode) and cannot split canary traffic", rt.title),
+                Some("roll out the new version instead".into()),
+            );
+        }
+    }
+    let Some(g) = gpu else { return };
+    if g.claim {
+        if !rt.dra {
+            mc.at(
+                &[key("gpu"), key("claim")],
+                format!("runtime `{name}` cannot take DRA ResourceClaims"),
+                Some(format!(
+                    "use runtime {}, or drop `claim`",
+                    runtime::names_where(|r| r.dra)
+                )),
+            );
+        }
+        if let Some(c) = cluster {
+            let minor = c
+                .kubernetes_version
+                .as_deref()
+                .and_then(|v| v.split_once('.'))
+                .and_then(|(_, m)| m.parse::<u32>().ok());
+            match minor {
+                Some(m) if m >= DRA_MINOR => {}
+                Some(_) | None => mc.at(
+                    &[key("gpu"), key("claim")],
+                    format!(
+                        "DRA claims (`resource.k8s.io/v1`) need Kubernetes 1.{DRA_MINOR} or later; cluster `{}` is {}",
+                        c.name,
+                        c.kubernetes_version
+                            .as_deref()
+                            .map_or("of an unstated version".to_string(), |v| format!("at {v}"))
+                    ),
+                    Some(format!(
+                        "set clusters.{}.kubernetesVersion to \"1.{DRA_MINOR}\" or later, or drop `claim` to request `nvidia.com/gpu`",
+                        c.name
+                    )),
+                ),
+            }
+        }
+    }
+    if g.vendor == Vendor::Amd
+        && let Some(server) = spec.server
+        && spec.image.is_none()
+        && !runtime::server(server).rocm
+    {
+        mc.at(
+            &[key("server")],
+            format!(
+                "server `{}` has no ROCm build, so it cannot use AMD GPUs (`{}`)",
+                server.name(),
+                g.kind
+            ),
+            Some("serve a custom `image` built on ROCm (e.g. rocm/vllm) with runtime `kserve` or `deployment`".into()),
         );
     }
 }

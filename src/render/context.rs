@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::catalog;
+use crate::catalog::Vendor;
 use crate::config::{Cloud, Distribution, Runtime, Server};
-use crate::model::{ClusterModel, Env, Model, Project, Source, StateBackend};
+use crate::model::{ClusterModel, Env, GpuUse, Model, Project, Source, StateBackend};
+use crate::platform::{self, MigSupport, SharingSupport};
 use crate::runtime::{self, GpuPlacement, MetricsService};
 use crate::security;
 
@@ -187,6 +189,43 @@ pub struct ResourcesCtx {
     pub gpu: Option<String>,
     /// GPU catalog type, if any.
     pub gpu_type: Option<&'static str>,
+    /// Extended resource the GPUs are limited by (`nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`,
+    /// `amd.com/gpu`); None without GPUs or with a DRA claim.
+    pub gpu_resource: Option<String>,
+    /// A DRA ResourceClaim instead of the extended resource.
+    pub claim: Option<ClaimCtx>,
+}
+
+/// A DRA claim of a model's pods (`resource.k8s.io/v1`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimCtx {
+    /// Name of the claim in the pod spec (and of the request in the template).
+    pub name: &'static str,
+    /// The ResourceClaimTemplate each pod's claim is made from.
+    pub template: String,
+    /// DRA device class.
+    pub device_class: &'static str,
+    /// Devices per pod.
+    pub count: u32,
+}
+
+/// The DRA device class of NVIDIA's DRA driver for whole GPUs.
+const NVIDIA_DEVICE_CLASS: &str = "gpu.nvidia.com";
+
+/// GPU feature discovery appends this to the product label of time-sliced GPUs.
+const SHARED_SUFFIX: &str = "-SHARED";
+
+/// The extended resource of a model's (or Server's) GPUs on `cluster`, None with a DRA claim.
+pub fn gpu_resource(cluster: &ClusterModel, gpu: &GpuUse) -> Option<String> {
+    if gpu.claim {
+        return None;
+    }
+    let vendor = gpu.vendor.spec();
+    Some(match (gpu.mig, platform::of(cluster.cloud).mig) {
+        (Some(profile), MigSupport::GpuOperator) => format!("nvidia.com/mig-{profile}"),
+        _ => vendor.resource.to_string(),
+    })
 }
 
 /// Node selection for a pod.
@@ -281,6 +320,11 @@ pub struct ClusterContext<'a> {
     pub addons: Addons,
     /// Node pools that carry GPUs, with their node label value and taint.
     pub gpu_pools: Vec<&'a crate::model::Pool>,
+    /// Per GPU pool (by name): its node labels and taint as aligned HCL lines, and GKE's MIG
+    /// partition size and time-sharing clients.
+    pub pool_gpu: BTreeMap<&'a str, PoolGpuCtx>,
+    /// The NVIDIA GPU operator, when GPUs are time-sliced or cut into MIG slices outside GKE.
+    pub gpu_operator: Option<GpuOperatorCtx>,
     /// Namespaces of the environments on this cluster.
     pub namespaces: Vec<&'a str>,
     /// Namespaces with Seldon Core v2 models: each needs its own SeldonRuntime and Servers.
@@ -304,6 +348,53 @@ pub fn azure_local_disk(machine_type: &str) -> bool {
     let features = size.trim_start_matches(|c: char| c.is_ascii_uppercase());
     let features = features.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-');
     features.contains('d')
+}
+
+/// How a GPU pool's nodes are marked and cut up, for the Terraform templates.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolGpuCtx {
+    /// `"key" = "value"` lines of the node labels, `=` aligned as `terraform fmt` wants.
+    pub labels: Vec<String>,
+    /// Taint key (the vendor's GPU resource).
+    pub taint_key: &'static str,
+    /// GKE: `gpu_partition_size` (a MIG profile).
+    pub partition: Option<&'static str>,
+    /// GKE: time-sharing clients per GPU.
+    pub sharing: Option<u32>,
+}
+
+/// The GPU operator's settings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuOperatorCtx {
+    /// Time-slicing configs of the device plugin.
+    pub sharing: Vec<SharingCtx>,
+    /// The config every node gets when its pool does not label it (onprem), if any.
+    pub default_sharing: Option<String>,
+    /// The MIG manager's default config (onprem: the declared profile), else `all-disabled`.
+    pub default_mig: String,
+    /// Whether any GPU is cut into MIG slices (the mixed strategy is then set).
+    pub mig: bool,
+}
+
+/// One time-slicing config of the GPU operator's device plugin.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingCtx {
+    /// Config name (`share-4`), the value of the node label that picks it.
+    pub name: String,
+    /// Time-slices per GPU.
+    pub replicas: u32,
+}
+
+/// `"key" = "value"` lines with the `=` aligned.
+fn hcl_map_lines(pairs: &BTreeMap<String, String>) -> Vec<String> {
+    let width = pairs.keys().map(|k| k.len() + 2).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{:<width$} = \"{v}\"", format!("\"{k}\"")))
+        .collect()
 }
 
 /// A Terraform backend block: its type and its settings in the order they are written.
@@ -400,8 +491,11 @@ pub struct Addons {
     pub runtimes: BTreeMap<&'static str, bool>,
     /// kube-prometheus-stack.
     pub prometheus: bool,
-    /// NVIDIA device plugin (platforms without a managed one, when GPUs are used).
+    /// NVIDIA device plugin (platforms without a managed one, when GPUs are used, and no GPU
+    /// operator is installed).
     pub device_plugin: bool,
+    /// AMD GPU device plugin with its node labeller (when AMD GPUs are used).
+    pub amd_device_plugin: bool,
 }
 
 /// Runtime-specific names of each prepackaged server.
@@ -556,14 +650,58 @@ fn model_security(
     }
 }
 
-fn scheduling(cluster: &ClusterModel, m: &Model) -> SchedulingCtx {
-    let Some(gpu) = &m.gpu else {
-        return SchedulingCtx::default();
-    };
-    let rules = catalog::scheduling(cluster.cloud);
+/// Where a pod with `gpu` goes on `cluster`: the accelerator's node label, the marks of a shared
+/// or MIG-partitioned GPU, the GPU taint (keyed by the vendor's resource), the nvidia runtime class
+/// on k3s, and the cluster's architecture.
+pub fn scheduling(cluster: &ClusterModel, gpu: Option<&GpuUse>) -> SchedulingCtx {
     let mut node_selector = BTreeMap::new();
-    if let Some(accelerator) = gpu.accelerator {
-        node_selector.insert(rules.node_label.to_string(), accelerator.to_string());
+    if let Some(arch) = cluster.arch {
+        node_selector.insert("kubernetes.io/arch".to_string(), arch.name().to_string());
+    }
+    let Some(gpu) = gpu else {
+        return SchedulingCtx {
+            node_selector,
+            ..SchedulingCtx::default()
+        };
+    };
+    let plat = platform::of(cluster.cloud);
+    let rules = &plat.scheduling;
+    let entry = catalog::gpu(gpu.kind);
+    let offer = entry.and_then(|g| g.offer(cluster.cloud));
+    let vendor = gpu.vendor.spec();
+    if let (Some(accelerator), Some(offer)) = (gpu.accelerator, offer) {
+        let label = offer.node_label.unwrap_or(rules.node_label);
+        node_selector.insert(label.to_string(), accelerator.to_string());
+    }
+    if gpu.shared {
+        match plat.sharing {
+            SharingSupport::GkeTimeSharing => {
+                node_selector.insert(
+                    "cloud.google.com/gke-gpu-sharing-strategy".into(),
+                    "time-sharing".into(),
+                );
+            }
+            SharingSupport::GpuOperator => {
+                // GPU feature discovery names the product of a time-sliced GPU `<product>-SHARED`.
+                if let Some(product) = entry.and_then(|g| g.offer(Cloud::Onprem)) {
+                    node_selector.insert(
+                        vendor.product_label.to_string(),
+                        format!("{}{SHARED_SUFFIX}", product.accelerator),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(profile) = gpu.mig {
+        match plat.mig {
+            MigSupport::GkePartition { node_label } => {
+                node_selector.insert(node_label.to_string(), profile.to_string());
+            }
+            MigSupport::GpuOperator if plat.managed => {
+                node_selector.insert(MIG_CONFIG_LABEL.to_string(), mig_config(profile));
+            }
+            MigSupport::GpuOperator => {}
+        }
     }
     SchedulingCtx {
         node_selector,
@@ -571,16 +709,37 @@ fn scheduling(cluster: &ClusterModel, m: &Model) -> SchedulingCtx {
             .taint
             .as_ref()
             .map(|t| Toleration {
-                key: t.key,
+                key: if t.key == "nvidia.com/gpu" {
+                    vendor.resource
+                } else {
+                    t.key
+                },
                 operator: "Exists",
                 effect: t.effect,
             })
             .into_iter()
             .collect(),
         runtime_class: (cluster.cloud == Cloud::Onprem
-            && cluster.distribution == Some(Distribution::K3s))
-        .then_some("nvidia"),
+            && cluster.distribution == Some(Distribution::K3s)
+            && gpu.vendor == Vendor::Nvidia)
+            .then_some("nvidia"),
     }
+}
+
+/// The GPU operator's MIG manager cuts a node's GPUs as this label says.
+pub const MIG_CONFIG_LABEL: &str = "nvidia.com/mig.config";
+
+/// The device plugin of the GPU operator reads its time-slicing config by this node label.
+pub const DEVICE_PLUGIN_CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
+
+/// The MIG manager's built-in config that cuts every GPU into `profile` slices.
+pub fn mig_config(profile: &str) -> String {
+    format!("all-{profile}")
+}
+
+/// The device-plugin config entry that time-slices every GPU into `share` replicas.
+pub fn sharing_config(share: u32) -> String {
+    format!("share-{share}")
 }
 
 /// Where Prometheus finds a model's metrics, by its runtime's row.
@@ -668,12 +827,19 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
             memory: m.memory.clone(),
             gpu: m.gpu.as_ref().map(|g| g.count.to_string()),
             gpu_type: m.gpu.as_ref().map(|g| g.kind),
+            gpu_resource: m.gpu.as_ref().and_then(|g| gpu_resource(cluster, g)),
+            claim: m.gpu.as_ref().filter(|g| g.claim).map(|g| ClaimCtx {
+                name: "gpu",
+                template: format!("{}-gpu", m.name),
+                device_class: NVIDIA_DEVICE_CLASS,
+                count: g.count,
+            }),
         },
         metrics: metrics(m.runtime, &m.name, &selector),
         security: model_security(cluster, m, &selector, port),
         selector,
         labels,
-        scheduling: scheduling(cluster, m),
+        scheduling: scheduling(cluster, m.gpu.as_ref()),
         env: m
             .env
             .iter()
@@ -703,6 +869,81 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
         .any(|e| e.models.iter().any(|m| m.gpu.is_some()))
         || cluster.node_pools.iter().any(|pool| pool.gpu.is_some());
     let scheduling = catalog::scheduling(cluster.cloud);
+    let plat = platform::of(cluster.cloud);
+    let node_gpus: Vec<&GpuUse> = cluster
+        .node_pools
+        .iter()
+        .filter_map(|pool| pool.gpu.as_ref())
+        .chain(&cluster.gpus)
+        .collect();
+    let model_gpus = envs
+        .iter()
+        .flat_map(|e| e.models.iter().filter_map(|m| m.gpu.as_ref()));
+    let vendors: Vec<Vendor> = node_gpus
+        .iter()
+        .copied()
+        .chain(model_gpus)
+        .map(|g| g.vendor)
+        .collect();
+    let any_amd = vendors.contains(&Vendor::Amd);
+    let any_nvidia = vendors.contains(&Vendor::Nvidia) || (any_gpu && !any_amd);
+    let mut pool_gpu = BTreeMap::new();
+    for pool in &cluster.node_pools {
+        let Some(g) = &pool.gpu else { continue };
+        let mut labels = BTreeMap::new();
+        if let Some(a) = g.accelerator {
+            labels.insert(scheduling.node_label.to_string(), a.to_string());
+        }
+        let gke = plat.mig != MigSupport::GpuOperator;
+        if let (Some(profile), false) = (g.mig, gke) {
+            labels.insert(MIG_CONFIG_LABEL.to_string(), mig_config(profile));
+        }
+        if let (Some(share), SharingSupport::GpuOperator) = (g.share, plat.sharing) {
+            labels.insert(
+                DEVICE_PLUGIN_CONFIG_LABEL.to_string(),
+                sharing_config(share),
+            );
+        }
+        pool_gpu.insert(
+            pool.name.as_str(),
+            PoolGpuCtx {
+                labels: hcl_map_lines(&labels),
+                taint_key: g.vendor.spec().resource,
+                partition: g.mig.filter(|_| gke),
+                sharing: g
+                    .share
+                    .filter(|_| plat.sharing == SharingSupport::GkeTimeSharing),
+            },
+        );
+    }
+    let operator_needed = node_gpus.iter().any(|g| {
+        (g.mig.is_some() && plat.mig == MigSupport::GpuOperator)
+            || (g.share.is_some() && plat.sharing == SharingSupport::GpuOperator)
+    });
+    let gpu_operator = operator_needed.then(|| {
+        let mut sharing: Vec<SharingCtx> = node_gpus
+            .iter()
+            .filter_map(|g| g.share)
+            .map(|n| SharingCtx {
+                name: sharing_config(n),
+                replicas: n,
+            })
+            .collect();
+        sharing.sort_unstable();
+        sharing.dedup();
+        let declared = |f: fn(&GpuUse) -> Option<String>| {
+            (!plat.managed)
+                .then(|| cluster.gpus.iter().find_map(f))
+                .flatten()
+        };
+        GpuOperatorCtx {
+            default_sharing: declared(|g| g.share.map(sharing_config)),
+            default_mig: declared(|g| g.mig.map(mig_config))
+                .unwrap_or_else(|| "all-disabled".into()),
+            mig: node_gpus.iter().any(|g| g.mig.is_some()),
+            sharing,
+        }
+    });
     let mut namespaces: Vec<&str> = envs.iter().map(|e| e.namespace.as_str()).collect();
     namespaces.sort_unstable();
     namespaces.dedup();
@@ -731,13 +972,16 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
                 .filter_map(|r| r.addon.map(|a| (a.key, uses(r.runtime))))
                 .collect(),
             prometheus: p.monitoring.prometheus,
-            device_plugin: any_gpu && scheduling.needs_device_plugin,
+            device_plugin: any_nvidia && scheduling.needs_device_plugin && gpu_operator.is_none(),
+            amd_device_plugin: any_amd,
         },
         gpu_pools: cluster
             .node_pools
             .iter()
             .filter(|pool| pool.gpu.is_some())
             .collect(),
+        pool_gpu,
+        gpu_operator,
         namespaces,
         seldon_v2_namespaces,
         k3s: cluster.distribution == Some(Distribution::K3s),

@@ -148,12 +148,14 @@ module "eks" {
       # EKS neither labels nor taints GPU nodes: GPU pods select this label and tolerate the
       # taint, other pods stay off these nodes.
       labels = {
-        {{ scheduling.nodeLabel }} = {{ pool.gpu.accelerator }}
+{%- for line in poolGpu[pool.name].labels %}
+        {{ line | safe }}
+{%- endfor %}
       }
 {%- if scheduling.taint %}
       taints = {
         gpu = {
-          key    = {{ scheduling.taint.key }}
+          key    = {{ poolGpu[pool.name].taintKey }}
           value  = {{ scheduling.taint.value }}
           effect = {{ effects[scheduling.taint.effect] }}
         }

@@ -191,7 +191,9 @@ resource "azurerm_kubernetes_cluster_node_pool" {{ id }} {
   # GPU pods select this label and tolerate the taint; other pods stay off these nodes. AKS
   # installs the NVIDIA driver; the device plugin is an add-on (addons.tf).
   node_labels = {
-    {{ scheduling.nodeLabel }} = {{ pool.gpu.accelerator }}
+{%- for line in poolGpu[pool.name].labels %}
+    {{ line | safe }}
+{%- endfor %}
   }
 {%- endif %}
 {%- if pool.gpu or pool.spot %}
@@ -199,7 +201,7 @@ resource "azurerm_kubernetes_cluster_node_pool" {{ id }} {
 {% endif %}
   node_taints = [
 {%- if pool.gpu and scheduling.taint %}
-    {{ scheduling.taint.key ~ "=" ~ scheduling.taint.value ~ ":" ~ scheduling.taint.effect }},
+    {{ poolGpu[pool.name].taintKey ~ "=" ~ scheduling.taint.value ~ ":" ~ scheduling.taint.effect }},
 {%- endif %}
 {%- if pool.spot %}
     "kubernetes.azure.com/scalesetpriority=spot:NoSchedule",

@@ -1,6 +1,6 @@
 {#- Platform add-ons, the same on every cloud. Each cloud's main.tf defines
     terraform_data.cluster_ready, which exists once the cluster and all its node pools do. -#}
-{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.prometheus -%}
+{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.amdDevicePlugin or gpuOperator or addons.prometheus -%}
 # Platform add-ons that the rendered manifests rely on, installed with Helm once the cluster and
 # its node pools exist (terraform_data.cluster_ready) and removed before them. Chart versions are
 # pinned; bump them here, not in the cluster.
@@ -199,6 +199,119 @@ resource "helm_release" "nvidia_device_plugin" {
 {%- if k3s %}
       # k3s starts GPU containers with the nvidia container runtime.
       runtimeClassName = "nvidia"
+{%- endif %}
+    }),
+  ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- if gpuOperator %}
+
+# NVIDIA GPU operator: its device plugin time-slices GPUs by the node label
+# nvidia.com/device-plugin.config (GPU feature discovery then names the product
+# "<product>-SHARED"), and its MIG manager cuts GPUs as the node label nvidia.com/mig.config says.
+# Time-slices have no memory or fault isolation; MIG slices do.
+resource "helm_release" "gpu_operator" {
+  name             = "gpu-operator"
+  repository       = "https://helm.ngc.nvidia.com/nvidia"
+  chart            = "gpu-operator"
+  version          = "v25.3.4"
+  namespace        = "gpu-operator"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      # The node images bring the driver.
+      driver = {
+        enabled = false
+      }
+{%- if gpuOperator.mig %}
+      # Each MIG profile is its own resource, nvidia.com/mig-<profile>.
+      mig = {
+        strategy = "mixed"
+      }
+{%- endif %}
+      migManager = {
+        config = {
+          default = {{ gpuOperator.defaultMig }}
+        }
+      }
+{%- if gpuOperator.sharing %}
+      devicePlugin = {
+        config = {
+          create = true
+          name   = "time-slicing-config"
+{%- if gpuOperator.defaultSharing %}
+          # An existing cluster's nodes are not labelled by a pool: every GPU is shared.
+          default = {{ gpuOperator.defaultSharing }}
+{%- endif %}
+          data = {
+{%- for entry in gpuOperator.sharing %}
+            {{ entry.name }} = yamlencode({
+              version = "v1"
+              sharing = {
+                timeSlicing = {
+                  resources = [
+                    {
+                      name     = "nvidia.com/gpu"
+                      replicas = {{ entry.replicas | safe }}
+                    },
+                  ]
+                }
+              }
+            })
+{%- endfor %}
+          }
+        }
+      }
+{%- endif %}
+{%- if k3s %}
+      # k3s runs its own containerd.
+      toolkit = {
+        env = [
+          {
+            name  = "CONTAINERD_CONFIG"
+            value = "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"
+          },
+          {
+            name  = "CONTAINERD_SOCKET"
+            value = "/run/k3s/containerd/containerd.sock"
+          },
+        ]
+      }
+{%- endif %}
+    }),
+  ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- if addons.amdDevicePlugin %}
+
+# AMD GPU device plugin: advertises amd.com/gpu; its node labeller sets amd.com/gpu.* labels
+# (product name, VRAM, family) that GPU pods on existing clusters select.
+resource "helm_release" "amd_gpu_device_plugin" {
+  name             = "amd-gpu"
+  repository       = "https://rocm.github.io/k8s-device-plugin/"
+  chart            = "amd-gpu"
+  version          = "0.20.0"
+  namespace        = "amd-gpu"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      labeller = {
+        enabled = true
+      }
+{%- if scheduling.taint %}
+      tolerations = [
+        {
+          key      = "amd.com/gpu"
+          operator = "Exists"
+          effect   = {{ scheduling.taint.effect }}
+        },
+      ]
 {%- endif %}
     }),
   ]

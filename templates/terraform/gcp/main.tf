@@ -212,6 +212,21 @@ resource "google_container_node_pool" {{ id }} {
       gpu_driver_installation_config {
         gpu_driver_version = "DEFAULT"
       }
+{%- set pg = poolGpu[pool.name] %}
+{%- if pg.partition %}
+
+      # MIG: GKE cuts each GPU into slices of this profile, each one nvidia.com/gpu, and labels
+      # the nodes cloud.google.com/gke-gpu-partition-size.
+      gpu_partition_size = {{ pg.partition }}
+{%- endif %}
+{%- if pg.sharing %}
+
+      # Time-sharing: this many containers share each GPU, with no memory or fault isolation.
+      gpu_sharing_config {
+        gpu_sharing_strategy       = "TIME_SHARING"
+        max_shared_clients_per_gpu = {{ pg.sharing | safe }}
+      }
+{%- endif %}
     }
 {%- endif %}
   }
