@@ -39,7 +39,7 @@ impl Manifest {
 
 /// What a rendered document says about itself: its identity, read in one pass over the parser's
 /// events without building a tree.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Header {
     api_version: Option<String>,
     kind: Option<String>,
@@ -171,6 +171,290 @@ fn inspect(doc: &str) -> Result<Header, String> {
     Ok(header)
 }
 
+/// The fast path of [`inspect`], for the block YAML templates lay out: block mappings and
+/// sequences indented with spaces; keys that are plain words or double-quoted strings without
+/// escapes; values that are double-quoted strings, plain words, `[]`, `{}`, one-line flow lists
+/// of such scalars, or block scalars (`|`, `>`). It answers only when it is certain: `Some`
+/// means the document is one valid YAML mapping without duplicate keys, with that identity.
+/// Anything else (another construct, a tab, a duplicate key, a bad indent) is `None`, and the
+/// full parser decides and words the error. Running the full parser over every rendered
+/// document was most of render's time.
+fn fast_inspect(doc: &str) -> Option<Header> {
+    /// An open block: its indent; for a mapping, its keys and whether it is the root's
+    /// `metadata`.
+    struct Block<'a> {
+        indent: usize,
+        map: bool,
+        keys: Vec<&'a str>,
+        metadata: bool,
+    }
+    let block = |indent, map, metadata| Block {
+        indent,
+        map,
+        keys: Vec::new(),
+        metadata,
+    };
+    // Only characters every YAML parser reads alike: no tab, CR, NEL, line separator or BOM.
+    let plain_char = |c: char| {
+        matches!(c, '\n' | '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{2027}' | '\u{202a}'..='\u{d7ff}'
+            | '\u{e000}'..='\u{fefe}' | '\u{ff00}'..='\u{fffd}' | '\u{10000}'..)
+    };
+    if !doc.chars().all(plain_char) {
+        return None;
+    }
+    let mut header = Header::default();
+    let mut stack: Vec<Block> = Vec::new();
+    // A key whose value starts on a later line: its column, and whether it is the root's
+    // `metadata`.
+    let mut pending: Option<(usize, bool)> = None;
+    // Inside a block scalar: its parent's indent, its content indent once seen, and the most
+    // spaces of a blank line before that.
+    let mut scalar: Option<(usize, Option<usize>, usize)> = None;
+    for line in doc.split('\n') {
+        let text = line.trim_start_matches(' ');
+        let indent = line.len() - text.len();
+        let text = text.trim_end_matches(' ');
+        if let Some((parent, content, blank)) = scalar {
+            match content {
+                _ if text.is_empty() => {
+                    scalar = Some((parent, content, blank.max(indent)));
+                    continue;
+                }
+                None if indent > parent => {
+                    if blank > indent {
+                        return None;
+                    }
+                    scalar = Some((parent, Some(indent), 0));
+                    continue;
+                }
+                Some(c) if indent >= c => continue,
+                Some(_) if indent > parent => return None,
+                _ => scalar = None,
+            }
+        }
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let entry = text == "-" || text.starts_with("- ");
+        match pending.take() {
+            Some((col, metadata)) if indent > col => {
+                stack.push(block(indent, !entry, metadata && !entry))
+            }
+            // A list at its key's column (`key:`, then `- x` below it).
+            Some((col, _)) if indent == col && entry => stack.push(block(indent, false, false)),
+            // Otherwise the pending value was null, and this line belongs to an open block.
+            _ => {
+                while stack.last().is_some_and(|b| b.indent > indent) {
+                    stack.pop();
+                }
+                if stack.is_empty() {
+                    if indent != 0 || entry {
+                        return None;
+                    }
+                    stack.push(block(0, true, false));
+                }
+                let top = stack.last()?;
+                if top.indent != indent {
+                    return None;
+                }
+                // A list at its key's column ends where the mapping's next key starts.
+                if !top.map && !entry {
+                    stack.pop();
+                    let below = stack.last()?;
+                    if below.indent != indent || !below.map {
+                        return None;
+                    }
+                }
+            }
+        }
+        let (mut col, mut rest) = (indent, text);
+        if !stack.last()?.map {
+            if !entry {
+                return None;
+            }
+            let after = rest[1..].trim_start_matches(' ');
+            if after.is_empty() || after.starts_with('-') {
+                return None;
+            }
+            col += rest.len() - after.len();
+            rest = after;
+            if key_token(rest).is_none() {
+                if scalar_value(rest)? == Scalar::Block {
+                    scalar = Some((indent, None, 0));
+                }
+                continue;
+            }
+            // `- key: value` opens a mapping at the key's column.
+            stack.push(block(col, true, false));
+        } else if entry {
+            return None;
+        }
+        let depth = stack.len();
+        let top = stack.last_mut()?;
+        let (key, value) = key_token(rest)?;
+        if top.keys.contains(&key) {
+            return None;
+        }
+        top.keys.push(key);
+        let field = match (depth, top.metadata, key) {
+            (1, _, "apiVersion") => Some(&mut header.api_version),
+            (1, _, "kind") => Some(&mut header.kind),
+            (2, true, "name") => Some(&mut header.name),
+            (2, true, "namespace") => Some(&mut header.namespace),
+            _ => None,
+        };
+        if value.is_empty() || value.starts_with('#') {
+            if field.is_some() {
+                // An identity field laid out over several lines: the full parser reads it.
+                return None;
+            }
+            pending = Some((col, depth == 1 && key == "metadata"));
+            continue;
+        }
+        match (scalar_value(value)?, field) {
+            (Scalar::Str(v), Some(f)) => *f = Some(v.to_string()),
+            (_, Some(_)) => return None,
+            (Scalar::Block, None) => scalar = Some((col, None, 0)),
+            (_, None) => {}
+        }
+    }
+    Some(header)
+}
+
+/// A value [`scalar_value`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum Scalar<'a> {
+    /// A string as written: a plain word, or a double-quoted string without escapes.
+    Str(&'a str),
+    /// A valid value of another form (escapes, a flow list).
+    Other,
+    /// A block scalar's header: its content follows on more indented lines.
+    Block,
+}
+
+/// A plain word: safe in block and flow context, not a number-like or indicator start that
+/// could read differently (`-1`, `.5` go to the full parser).
+fn plain_word(s: &str) -> usize {
+    let b = s.as_bytes();
+    if !b.first().is_some_and(u8::is_ascii_alphanumeric) {
+        return 0;
+    }
+    b.iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'+' | b'-')))
+        .unwrap_or(b.len())
+}
+
+/// A double-quoted string at the start of `s`: (its length with the quotes, the string when
+/// it has no escapes). Only the escapes [`crate::render::quote`] writes are accepted.
+fn quoted(s: &str) -> Option<(usize, Option<&str>)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    let mut escaped = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => return Some((i + 1, (!escaped).then(|| &s[1..i]))),
+            b'\\' => {
+                escaped = true;
+                let hex = match b.get(i + 1)? {
+                    b'"' | b'\\' | b'n' | b'r' | b't' => 0,
+                    b'u' => 4,
+                    b'U' => 8,
+                    _ => return None,
+                };
+                let digits = s.get(i + 2..i + 2 + hex)?;
+                if hex > 0 {
+                    if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    char::from_u32(u32::from_str_radix(digits, 16).ok()?)?;
+                }
+                i += 2 + hex;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A mapping key at the start of `s` followed by `:` and a space or the end: (the key, the rest
+/// after the spaces).
+fn key_token(s: &str) -> Option<(&str, &str)> {
+    let (len, key) = match quoted(s) {
+        Some((len, key)) => (len, key?),
+        None => {
+            let len = plain_word(s);
+            (len, &s[..len])
+        }
+    };
+    if len == 0 {
+        return None;
+    }
+    let rest = s[len..].strip_prefix(':')?;
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return None;
+    }
+    Some((key, rest.trim_start_matches(' ')))
+}
+
+/// A whole value (`s` has no leading spaces): one scalar, flow list or block scalar header,
+/// then at most a comment.
+fn scalar_value(s: &str) -> Option<Scalar<'_>> {
+    let b = s.as_bytes();
+    let (len, value) = match b.first()? {
+        b'"' => {
+            let (len, text) = quoted(s)?;
+            (len, text.map_or(Scalar::Other, Scalar::Str))
+        }
+        b'|' | b'>' => {
+            let len = if matches!(b.get(1), Some(b'-' | b'+')) {
+                2
+            } else {
+                1
+            };
+            (len, Scalar::Block)
+        }
+        b'{' => (s.starts_with("{}").then_some(2)?, Scalar::Other),
+        b'[' => {
+            let mut i = 1;
+            let mut first = true;
+            loop {
+                i += s[i..].len() - s[i..].trim_start_matches(' ').len();
+                if b.get(i) == Some(&b']') && first {
+                    break (i + 1, Scalar::Other);
+                }
+                let len = match b.get(i)? {
+                    b'"' => quoted(&s[i..])?.0,
+                    _ => plain_word(&s[i..]),
+                };
+                if len == 0 {
+                    return None;
+                }
+                i += len;
+                i += s[i..].len() - s[i..].trim_start_matches(' ').len();
+                match b.get(i)? {
+                    b',' => i += 1,
+                    b']' => break (i + 1, Scalar::Other),
+                    _ => return None,
+                }
+                first = false;
+            }
+        }
+        _ => {
+            let len = plain_word(s);
+            (len, Scalar::Str(&s[..len]))
+        }
+    };
+    if len == 0 {
+        return None;
+    }
+    let tail = &s[len..];
+    let comment = tail.trim_start_matches(' ');
+    (tail.is_empty() || (comment.len() < tail.len() && comment.starts_with('#'))).then_some(value)
+}
+
 /// A Terraform file.
 #[derive(Debug, Clone)]
 pub struct TfFile {
@@ -247,7 +531,8 @@ pub fn parse_objects(template: &str, text: &str) -> Result<Vec<Manifest>, Render
         {
             continue;
         }
-        let header = inspect(&doc).map_err(|message| RenderError::InvalidYaml {
+        let header = fast_inspect(&doc).map_or_else(|| inspect(&doc), Ok);
+        let header = header.map_err(|message| RenderError::InvalidYaml {
             name: template.to_string(),
             message: format!("{message}\n--- rendered document ---\n{doc}"),
         })?;
@@ -373,5 +658,112 @@ impl Bundle {
             crate::fsx::sync_folder(dir, sub, &wanted, |_| true)?;
         }
         Ok(files.into_iter().map(|(rel, _)| rel).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every document the built-in templates render for the examples and a generated config.
+    fn rendered_docs() -> Vec<String> {
+        let templates = crate::render::Templates::builtin().expect("built-ins compile");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut docs = Vec::new();
+        for name in ["aws", "azure", "gcp", "onprem-k3s"] {
+            let path = root.join(format!("examples/{name}.yaml"));
+            let text = std::fs::read_to_string(&path).expect("example reads");
+            let loaded = crate::config::load_str(&path, &text).expect("example parses");
+            let project = crate::model::resolve(&loaded).expect("example resolves");
+            for env in project.environments.values() {
+                let bundle = crate::render::render_env(&project, env, &templates).expect("renders");
+                docs.extend(bundle.manifests.into_iter().map(|m| m.text));
+            }
+        }
+        assert!(docs.len() > 20, "{}", docs.len());
+        docs
+    }
+
+    /// The fast path's answer, when it has one, is the full parser's.
+    fn agrees(doc: &str) -> bool {
+        match fast_inspect(doc) {
+            Some(fast) => {
+                assert_eq!(
+                    inspect(doc).as_ref(),
+                    Ok(&fast),
+                    "fast path accepted:\n{doc}"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn the_fast_check_reads_every_rendered_document_as_the_parser_does() {
+        for doc in rendered_docs() {
+            assert!(agrees(&doc), "the fast path should read this:\n{doc}");
+        }
+    }
+
+    #[test]
+    fn the_fast_check_never_accepts_what_the_parser_rejects() {
+        // Every rendered document, broken line by line in the ways a template can break it.
+        let mut checked = 0;
+        for doc in rendered_docs() {
+            let lines: Vec<&str> = doc.lines().collect();
+            for i in 0..lines.len() {
+                let l = lines[i];
+                let edits = [
+                    String::new(),
+                    format!(" {l}"),
+                    format!("  {l}"),
+                    l.strip_prefix(' ').unwrap_or(l).to_string(),
+                    l.strip_prefix("  ").unwrap_or(l).to_string(),
+                    format!("{l}\n{l}"),
+                    format!("{l} x"),
+                    format!("{l}:"),
+                    l.replacen(": ", ":", 1),
+                    l.replacen('"', "", 1),
+                    l.replacen("- ", "-", 1),
+                    l.replacen(' ', "\t", 1),
+                    format!("{l}\n  {l}"),
+                ];
+                for edit in edits {
+                    let mut changed = lines.clone();
+                    changed[i] = &edit;
+                    let text = changed.join("\n") + "\n";
+                    agrees(&text);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn the_fast_check_leaves_unusual_yaml_to_the_parser() {
+        for (doc, fast) in [
+            ("apiVersion: v1\nkind: A\nmetadata:\n  name: x\n", true),
+            ("a: 1\na: 2\n", false),
+            ("a: \"x\\qy\"\n", false),
+            ("a: b\n  c\n", false),
+            ("a:\n- 1\n- 2\nb: {}\n", true),
+            (
+                "a:\n  - b: 1\n    c: [\"x\", y]\n  - |\n    text\n\n    more\nd: e\n",
+                true,
+            ),
+            ("a: |\n  x\n y\n", false),
+            ("a: |\n   \n  x\n", false),
+            ("- a\n", false),
+            ("a: &x 1\nb: *x\n", false),
+            ("a: [1, ]\n", false),
+            ("\"a\": 1\na: 2\n", false),
+            ("a: 1 # c\nb: \"2\" # d\n", true),
+            ("metadata:\n  name:\n    x: 1\n", false),
+            ("a:\n\tb: 1\n", false),
+        ] {
+            assert_eq!(agrees(doc), fast, "{doc}");
+        }
     }
 }
