@@ -284,7 +284,7 @@ pub struct InfraTarget {
     /// Cluster name (default: the cluster of --env, or the only cluster).
     #[arg(long)]
     pub cluster: Option<String>,
-    /// Terraform working directory (default: .mldeploy/infra/<cluster>/ next to the config).
+    /// Terraform working directory (default: .mldeploy/infra/<project>.<cluster>/ next to the config).
     /// Kept between runs: Terraform's lock file, plugins and any local state stay there.
     #[arg(long)]
     pub dir: Option<PathBuf>,

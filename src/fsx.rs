@@ -140,13 +140,15 @@ fn kind_name(t: FileType) -> &'static str {
     }
 }
 
-/// A relative path of plain components: no root, no `.`/`..`, no empty segment, no `\`.
+/// A relative path of plain components: no root, no `.`/`..`, no empty segment, no `\`, no
+/// control character.
 /// Paths read from a manifest or rendered from templates are checked with this before anything
 /// is written or deleted, so they cannot name anything outside the folder.
 pub fn is_plain_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\\')
-        && !path.contains('\0')
+        // Control characters (ESC, CR, …) would reach the terminal in every listing.
+        && !path.chars().any(char::is_control)
         && path.split('/').all(|seg| {
             !seg.is_empty()
                 && seg != "."

@@ -21,9 +21,23 @@ pub const AKS_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 /// API version of the exec credential plugins.
 const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
 
-/// The working directory of a cluster by default: `.mldeploy/infra/<cluster>/` beside the config.
-pub fn work_dir(config_dir: &Path, cluster: &str) -> PathBuf {
-    config_dir.join(".mldeploy").join("infra").join(cluster)
+/// The working directory of a cluster by default, beside the config:
+/// `.mldeploy/infra/<project>.<cluster>/`. The project is part of the name because two configs
+/// in one folder may name their clusters alike, and the working directory can hold local state;
+/// names are DNS labels, so the `.` keeps `a-b` + `c` apart from `a` + `b-c`.
+pub fn work_dir(config_dir: &Path, project: &str, cluster: &str) -> PathBuf {
+    config_dir.join(work_dir_rel(project, cluster))
+}
+
+/// [`work_dir`] relative to the config's folder, with `/`.
+pub fn work_dir_rel(project: &str, cluster: &str) -> String {
+    format!(".mldeploy/infra/{project}.{cluster}")
+}
+
+/// The working directory earlier versions used (`.mldeploy/infra/<cluster>/`), shared by every
+/// config in the folder: found only to tell the user how to move it.
+pub fn legacy_work_dir_rel(cluster: &str) -> String {
+    format!(".mldeploy/infra/{cluster}")
 }
 
 /// The kubeconfig context of a cluster that has no `context` in the config:

@@ -206,7 +206,9 @@ impl Case {
     }
 
     fn work_dir(&self, cluster: &str) -> PathBuf {
-        self.path().join(".mldeploy/infra").join(cluster)
+        self.path()
+            .join(".mldeploy/infra")
+            .join(format!("shop.{cluster}"))
     }
 }
 
@@ -1003,4 +1005,31 @@ current-context: mldeploy-shop-gke
         .assert()
         .code(0)
         .stderr(predicate::str::contains("reaches another server"));
+}
+
+#[test]
+fn a_work_dir_where_earlier_versions_kept_it_is_reported_with_the_move() {
+    let case = Case::new();
+    let kubeconfig = case.path().join("k3s.yaml");
+    let legacy = case.path().join(".mldeploy/infra/lab");
+    std::fs::create_dir_all(legacy.join(".terraform")).expect("mkdir");
+    std::fs::write(legacy.join("terraform.tfstate"), "{}").expect("write");
+    let plan = || {
+        case.cmd()
+            .args(["infra", "plan", "--env", "factory", "--context", "plant"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .assert()
+    };
+    let out = plan().code(1).get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("mv .mldeploy/infra/lab .mldeploy/infra/shop.lab"),
+        "{err}"
+    );
+    assert!(case.runs().is_empty(), "Terraform did not run");
+    // Moved as told: the run goes on there, and the old state moved with it.
+    std::fs::rename(&legacy, case.work_dir("lab")).expect("mv");
+    plan().code(0);
+    assert!(case.work_dir("lab").join("terraform.tfstate").is_file());
 }

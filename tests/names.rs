@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use mldeploy::cluster::applyset::ApplySet;
-use mldeploy::infra::default_context;
+use mldeploy::infra::{default_context, work_dir_rel};
 use mldeploy::model::names::{StateDefaults, dns_label, secret_suffix};
 use proptest::prelude::*;
 
@@ -29,6 +29,7 @@ fn derived(project: &str, cluster: &str) -> Vec<(&'static str, String)> {
         ("s3 key", s.s3_key),
         ("azurerm key", s.azurerm_key),
         ("secret suffix", s.secret_suffix),
+        ("work dir", work_dir_rel(project, cluster)),
         // The second name read as an environment: the ApplySet of (project, env) in one namespace.
         (
             "applyset parent",

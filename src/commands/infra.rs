@@ -199,9 +199,10 @@ fn workspace(
     let dir = match &target.dir {
         Some(d) => d.clone(),
         None => {
-            let dir = infra::work_dir(&config_dir, &cluster.name);
+            let rel = infra::work_dir_rel(&project.name, &cluster.name);
+            check_legacy_work_dir(&config_dir, &rel, &cluster.name)?;
             // Every folder on the way is checked: a linked `.mldeploy` is not written through.
-            crate::fsx::ensure_dir(&config_dir, &format!(".mldeploy/infra/{}", cluster.name))?;
+            let dir = crate::fsx::ensure_dir(&config_dir, &rel)?;
             // Provider plugins and maybe local state (which can hold secrets): never for git.
             if crate::fsx::existing_file(&config_dir, ".mldeploy/.gitignore")?.is_none() {
                 crate::fsx::write(
@@ -236,6 +237,35 @@ fn workspace(
         terraform,
         backend_file: backend_text.is_some(),
     })
+}
+
+/// Earlier versions kept a cluster's working directory in `.mldeploy/infra/<cluster>/`, which
+/// every config in the folder shared. If that one holds Terraform's files (an initialised
+/// backend, maybe local state) and the new one does not exist yet, starting afresh would plan
+/// from empty state: stop and say how to move it.
+fn check_legacy_work_dir(config_dir: &Path, rel: &str, cluster: &str) -> Result<(), Error> {
+    let legacy = infra::legacy_work_dir_rel(cluster);
+    let exists = |p: &str| std::fs::symlink_metadata(config_dir.join(p)).is_ok();
+    if exists(rel)
+        || !(exists(&format!("{legacy}/.terraform"))
+            || exists(&format!("{legacy}/terraform.tfstate")))
+    {
+        return Ok(());
+    }
+    Err(Error::msg(
+        format!(
+            "cluster `{cluster}` has a Terraform working directory at {} (where earlier versions \
+             kept it); it is now {}, so that two configs in one folder cannot share one",
+            config_dir.join(&legacy).display(),
+            config_dir.join(rel).display()
+        ),
+        Some(&format!(
+            "if it is this config's, move it (it may hold the local state): cd {} && mv {legacy} \
+             {rel}; if it belongs to another config in this folder, create the new one instead: \
+             mkdir -p {rel}",
+            config_dir.display()
+        )),
+    ))
 }
 
 /// A working directory initialised with the Kubernetes state Secret name of earlier versions

@@ -575,7 +575,7 @@ pub struct AzurermState {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalState {
     /// State file, relative to this config's folder. Default: `terraform.tfstate` in the
-    /// working directory of `mldeploy infra` (`.mldeploy/infra/<cluster>/`).
+    /// working directory of `mldeploy infra` (`.mldeploy/infra/<project>.<cluster>/`).
     pub path: Option<String>,
 }
 

@@ -1124,7 +1124,7 @@ fn check_gitops_path(path: &str) -> Result<(), String> {
     if base.split('/').any(|seg| seg == "..") {
         return Err(format!("`{path}` climbs out of the repository with `..`"));
     }
-    if !crate::fsx::is_plain_relative(base) || base.chars().any(char::is_control) {
+    if !crate::fsx::is_plain_relative(base) {
         return Err(format!(
             "`{path}` is not a plain relative path (empty, `.` or `\\` segments, or control characters)"
         ));
