@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Runtime, Server};
+use crate::security::{PodSecurity, Security};
 
 /// A Kubernetes kind by apiVersion and kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -269,6 +270,8 @@ pub struct RuntimeSpec {
     pub status: StatusFields,
     /// Where to send requests.
     pub endpoint: Endpoint,
+    /// Pod Security level, pod hardening and NetworkPolicy inputs (docs/security.md).
+    pub security: Security,
 }
 
 /// Readiness of kinds that are not a runtime's serving object but are still waited on.
@@ -327,6 +330,20 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: false,
         },
         endpoint: Endpoint::Url("http://{name}-default.{namespace}.svc:8000/api/v1.0/predictions"),
+        security: Security {
+            pod_security: PodSecurity::Baseline,
+            pod_security_reason: "the operator injects the executor (seldon-container-engine) and \
+                                  the rclone model initializer without allowPrivilegeEscalation: \
+                                  false or dropped capabilities",
+            run_as_user: None,
+            writable_paths: &["/tmp"],
+            // The executor's REST and gRPC ports; it calls the model container inside the pod.
+            serving_ports: &[8000, 5001],
+            pod_label: Some("seldon-deployment-id"),
+            control_namespaces: &["seldon-system", "istio-system"],
+            intra_namespace: false,
+            fetches_artifact: true,
+        },
     },
     RuntimeSpec {
         runtime: Runtime::SeldonV2,
@@ -364,6 +381,19 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: false,
         },
         endpoint: Endpoint::Url("http://seldon-mesh.{namespace}.svc/v2/models/{name}/infer"),
+        security: Security {
+            pod_security: PodSecurity::Baseline,
+            pod_security_reason: "the SeldonRuntime's Server pods (agent, rclone, MLServer/Triton) \
+                                  come from the Helm chart and do not all set a restricted security \
+                                  context",
+            run_as_user: None,
+            writable_paths: &[],
+            serving_ports: &[],
+            pod_label: None,
+            control_namespaces: &["seldon-mesh"],
+            intra_namespace: true,
+            fetches_artifact: false,
+        },
     },
     RuntimeSpec {
         runtime: Runtime::Kserve,
@@ -400,6 +430,19 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: false,
         },
         endpoint: Endpoint::Status(&["/status/url", "/status/address/url"]),
+        security: Security {
+            pod_security: PodSecurity::Baseline,
+            pod_security_reason: "the controller injects the storage-initializer (and, in \
+                                  Serverless mode, queue-proxy) without a restricted security context",
+            run_as_user: None,
+            writable_paths: &["/tmp"],
+            // kserve-container's HTTP and gRPC ports (RawDeployment), queue-proxy's (Serverless).
+            serving_ports: &[8080, 8081, 8012, 8013],
+            pod_label: Some("serving.kserve.io/inferenceservice"),
+            control_namespaces: &["kserve", "knative-serving", "istio-system"],
+            intra_namespace: false,
+            fetches_artifact: true,
+        },
     },
     RuntimeSpec {
         runtime: Runtime::Deployment,
@@ -431,6 +474,18 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: true,
         },
         endpoint: Endpoint::Url("http://{name}.{namespace}.svc:{port}"),
+        security: Security {
+            pod_security: PodSecurity::Restricted,
+            pod_security_reason: "mldeploy renders the whole pod: non-root, no privilege \
+                                  escalation, every capability dropped, seccomp RuntimeDefault",
+            run_as_user: Some(10001),
+            writable_paths: &["/tmp"],
+            serving_ports: &[],
+            pod_label: None,
+            control_namespaces: &[],
+            intra_namespace: false,
+            fetches_artifact: false,
+        },
     },
 ];
 

@@ -1,7 +1,6 @@
-//! Security facts per serving runtime, as data: the Pod Security level its pods pass, the user
-//! its model container runs as, the paths it writes under a read-only root filesystem, and the
-//! traffic its pods need (NetworkPolicies). One row per runtime, so that these fields can move
-//! into a runtime table as they are.
+//! Security facts of a serving runtime: the Pod Security level its pods pass, the user its model
+//! container runs as, the paths it writes under a read-only root filesystem, and the traffic its
+//! pods need (NetworkPolicies). Each runtime row (`crate::runtime::RUNTIMES`) holds one.
 
 use serde::Serialize;
 
@@ -28,11 +27,9 @@ impl PodSecurity {
 }
 
 /// What one runtime needs and allows, security-wise.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RuntimeSecurity {
-    /// The runtime.
-    pub runtime: Runtime,
+pub struct Security {
     /// The strictest Pod Security level every pod of the runtime passes, including the
     /// containers its operator injects.
     pub pod_security: PodSecurity,
@@ -59,72 +56,9 @@ pub struct RuntimeSecurity {
     pub fetches_artifact: bool,
 }
 
-/// Every runtime's row. A new runtime is a row here.
-pub const RUNTIMES: &[RuntimeSecurity] = &[
-    RuntimeSecurity {
-        runtime: Runtime::Seldon,
-        pod_security: PodSecurity::Baseline,
-        pod_security_reason: "the operator injects the executor (seldon-container-engine) and \
-                              the rclone model initializer without allowPrivilegeEscalation: \
-                              false or dropped capabilities",
-        run_as_user: None,
-        writable_paths: &["/tmp"],
-        // The executor's REST and gRPC ports; it calls the model container inside the pod.
-        serving_ports: &[8000, 5001],
-        pod_label: Some("seldon-deployment-id"),
-        control_namespaces: &["seldon-system", "istio-system"],
-        intra_namespace: false,
-        fetches_artifact: true,
-    },
-    RuntimeSecurity {
-        runtime: Runtime::SeldonV2,
-        pod_security: PodSecurity::Baseline,
-        pod_security_reason: "the SeldonRuntime's Server pods (agent, rclone, MLServer/Triton) \
-                              come from the Helm chart and do not all set a restricted security \
-                              context",
-        run_as_user: None,
-        writable_paths: &[],
-        serving_ports: &[],
-        pod_label: None,
-        control_namespaces: &["seldon-mesh"],
-        intra_namespace: true,
-        fetches_artifact: false,
-    },
-    RuntimeSecurity {
-        runtime: Runtime::Kserve,
-        pod_security: PodSecurity::Baseline,
-        pod_security_reason: "the controller injects the storage-initializer (and, in \
-                              Serverless mode, queue-proxy) without a restricted security context",
-        run_as_user: None,
-        writable_paths: &["/tmp"],
-        // kserve-container's HTTP and gRPC ports (RawDeployment), queue-proxy's (Serverless).
-        serving_ports: &[8080, 8081, 8012, 8013],
-        pod_label: Some("serving.kserve.io/inferenceservice"),
-        control_namespaces: &["kserve", "knative-serving", "istio-system"],
-        intra_namespace: false,
-        fetches_artifact: true,
-    },
-    RuntimeSecurity {
-        runtime: Runtime::Deployment,
-        pod_security: PodSecurity::Restricted,
-        pod_security_reason: "mldeploy renders the whole pod: non-root, no privilege \
-                              escalation, every capability dropped, seccomp RuntimeDefault",
-        run_as_user: Some(10001),
-        writable_paths: &["/tmp"],
-        serving_ports: &[],
-        pod_label: None,
-        control_namespaces: &[],
-        intra_namespace: false,
-        fetches_artifact: false,
-    },
-];
-
-/// The row of a runtime.
-pub fn runtime(r: Runtime) -> &'static RuntimeSecurity {
-    RUNTIMES
-        .iter()
-        .find(|row| row.runtime == r)
-        .expect("every runtime has a security row")
+/// The security facts of a runtime (from its row).
+pub fn runtime(r: Runtime) -> &'static Security {
+    &crate::runtime::spec(r).security
 }
 
 /// The Pod Security level a namespace can enforce: the weakest of its runtimes' levels
@@ -140,13 +74,6 @@ pub fn namespace_level(runtimes: impl IntoIterator<Item = Runtime>) -> PodSecuri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_runtime_has_one_row() {
-        for r in Runtime::ALL {
-            assert_eq!(RUNTIMES.iter().filter(|row| row.runtime == r).count(), 1);
-        }
-    }
 
     #[test]
     fn a_namespace_is_as_strict_as_its_weakest_runtime() {
