@@ -561,6 +561,27 @@ mod tests {
         assert!(service_for("ns", &model(Runtime::Seldon, false), true).is_err());
     }
 
+    /// The Services here and the endpoints `status` shows (the runtime rows) must agree.
+    #[test]
+    fn services_agree_with_the_runtime_rows() {
+        for runtime in Runtime::ALL {
+            let crate::runtime::Endpoint::Url(url) = crate::runtime::spec(runtime).endpoint else {
+                continue;
+            };
+            let url = url
+                .replace("{name}", "ocr")
+                .replace("{namespace}", "ns")
+                .replace("{port}", "9000");
+            let svc = service_for("ns", &model(runtime, false), false).unwrap();
+            let host = if svc.port == HTTP_PORT {
+                format!("http://{}.ns.svc/", svc.name)
+            } else {
+                format!("http://{}.ns.svc:{}", svc.name, svc.port)
+            };
+            assert!(url.starts_with(&host), "{runtime:?}: {url} vs {host}");
+        }
+    }
+
     #[test]
     fn direct_urls_are_http_with_a_base_path() {
         let e = Endpoint::direct("http://127.0.0.1:8080/openai/", "", "m", &[]).unwrap();
