@@ -345,6 +345,18 @@ pub fn write(root: &Path, rel: &str, bytes: &[u8], opts: WriteOptions) -> Result
     let (dir_rel, name) = rel.rsplit_once('/').unwrap_or(("", rel));
     let dir = ensure_dir(root, dir_rel)?;
     let existing = existing_file(root, rel)?;
+    write_in(&dir, name, existing.as_ref(), bytes, opts)
+}
+
+/// [`write`] into `dir`, a folder [`ensure_dir`] checked, of the file `name`, which `lstat`
+/// saw as `existing` (a regular file) or not at all.
+fn write_in(
+    dir: &Path,
+    name: &str,
+    existing: Option<&Metadata>,
+    bytes: &[u8],
+    opts: WriteOptions,
+) -> Result<(), FileError> {
     let path = dir.join(name);
     let tmp = dir.join(format!(
         ".{name}.{}-{}.mldeploy-tmp",
@@ -356,19 +368,19 @@ pub fn write(root: &Path, rel: &str, bytes: &[u8], opts: WriteOptions) -> Result
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        let mode = match &existing {
+        let mode = match existing {
             Some(m) => m.permissions().mode() & 0o7777,
             None => opts.mode.unwrap_or(0o666),
         };
         open.mode(mode);
     }
     #[cfg(not(unix))]
-    let _ = &existing;
+    let _ = existing;
     let mut file = open.open(&tmp).map_err(|e| FileError::io(&tmp, e))?;
     let result = (|| {
         file.write_all(bytes)?;
         #[cfg(unix)]
-        if let Some(m) = &existing {
+        if let Some(m) = existing {
             // The umask applied at creation; an existing file's mode is kept exactly.
             file.set_permissions(m.permissions())?;
         }
@@ -453,7 +465,9 @@ pub fn sync_folder(
     }
     let dir = ensure_dir(root, sub)?;
     let mut synced = Synced::default();
-    let mut present = std::collections::BTreeSet::new();
+    // What one listing of the folder found at wanted names (each `lstat`ed once): the checks
+    // and the writes below use it rather than looking at each path again.
+    let mut present: BTreeMap<String, Metadata> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).map_err(|e| FileError::io(&dir, e))? {
         let entry = entry.map_err(|e| FileError::io(&dir, e))?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -464,29 +478,31 @@ pub fn sync_folder(
             continue;
         };
         if let Some(text) = wanted.get(&name) {
-            present.insert(name.clone());
-            let rel = if sub.is_empty() {
-                name.clone()
-            } else {
-                format!("{sub}/{name}")
-            };
-            let Some(old) = read_existing(root, &rel)? else {
-                continue;
-            };
-            if old == text.as_bytes() {
-                continue;
+            if meta.file_type().is_symlink() {
+                return Err(FileError::Symlink { path });
             }
-            if !has_header(&old) {
-                return Err(FileError::NotOurs { path });
+            if !meta.is_file() {
+                return Err(FileError::Kind {
+                    path,
+                    found: kind_name(meta.file_type()),
+                    wanted: "regular file",
+                });
             }
-            synced.written.push(name);
+            let old = read_bounded(open_checked(&path, &meta)?, &path, MAX_GENERATED_BYTES)?;
+            if old != text.as_bytes() {
+                if !has_header(&old) {
+                    return Err(FileError::NotOurs { path });
+                }
+                synced.written.push(name.clone());
+            }
+            present.insert(name, meta);
         } else if meta.is_file() && candidate(&name) && starts_with_header(&path, &meta)? {
             synced.removed.push(name);
         }
     }
     synced
         .written
-        .extend(wanted.keys().filter(|n| !present.contains(*n)).cloned());
+        .extend(wanted.keys().filter(|n| !present.contains_key(*n)).cloned());
     synced.written.sort();
     synced.removed.sort();
     // Everything was checked; now change the folder.
@@ -501,9 +517,10 @@ pub fn sync_folder(
         remove(root, &rel(name))?;
     }
     for name in &synced.written {
-        write(
-            root,
-            &rel(name),
+        write_in(
+            &dir,
+            name,
+            present.get(name),
             wanted[name].as_bytes(),
             WriteOptions::default(),
         )?;
