@@ -41,24 +41,28 @@ async fn client() -> kube::Client {
     kube::Client::try_from(config).expect("client")
 }
 
+/// kube's dynamic API for one kind, in `ns` (or cluster-wide when `None`).
+async fn dynamic(api_version: &str, plural: &str, ns: Option<&str>) -> kube::Api<DynamicObject> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let ar = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: String::new(),
+        plural: plural.into(),
+    };
+    match ns {
+        Some(ns) => kube::Api::namespaced_with(client().await, ns, &ar),
+        None => kube::Api::all_with(client().await, &ar),
+    }
+}
+
 /// Server-side applies `obj` as field manager `manager` (another tool than mldeploy).
 fn apply_as(manager: &str, plural: &str, obj: Value) {
     runtime().block_on(async {
-        let client = client().await;
-        let api_version = obj["apiVersion"].as_str().expect("apiVersion").to_string();
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-        let ar = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: api_version.clone(),
-            kind: obj["kind"].as_str().expect("kind").into(),
-            plural: plural.into(),
-        };
+        let api_version = obj["apiVersion"].as_str().expect("apiVersion");
         let name = obj["metadata"]["name"].as_str().expect("name").to_string();
-        let api: kube::Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-            Some(ns) => kube::Api::namespaced_with(client, ns, &ar),
-            None => kube::Api::all_with(client, &ar),
-        };
+        let api = dynamic(api_version, plural, obj["metadata"]["namespace"].as_str()).await;
         api.patch(
             &name,
             &PatchParams::apply(manager).force(),
@@ -72,16 +76,7 @@ fn apply_as(manager: &str, plural: &str, obj: Value) {
 /// A merge patch as `kubectl edit` would send it (an update, not an apply).
 fn edit_as(manager: &str, plural: &str, api_version: &str, ns: &str, name: &str, patch: Value) {
     runtime().block_on(async {
-        let client = client().await;
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let ar = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: api_version.into(),
-            kind: String::new(),
-            plural: plural.into(),
-        };
-        let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(client, ns, &ar);
+        let api = dynamic(api_version, plural, Some(ns)).await;
         let pp = PatchParams {
             field_manager: Some(manager.into()),
             ..PatchParams::default()
@@ -94,21 +89,10 @@ fn edit_as(manager: &str, plural: &str, api_version: &str, ns: &str, name: &str,
 
 fn get(plural: &str, api_version: &str, ns: &str, name: &str) -> Option<Value> {
     runtime().block_on(async {
-        let client = client().await;
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let ar = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: api_version.into(),
-            kind: String::new(),
-            plural: plural.into(),
-        };
-        let api: kube::Api<DynamicObject> = if plural == "namespaces" {
-            kube::Api::all_with(client, &ar)
-        } else {
-            kube::Api::namespaced_with(client, ns, &ar)
-        };
-        api.get_opt(name)
+        let scope = (plural != "namespaces").then_some(ns);
+        dynamic(api_version, plural, scope)
+            .await
+            .get_opt(name)
             .await
             .expect("get")
             .map(|o| serde_json::to_value(o).expect("json"))

@@ -56,6 +56,36 @@ fn conditions(obj: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Waits for every object a plan applies or keeps, of a kind that is waited on, polling every
+/// 2 s (`MLDEPLOY_POLL_MS` shortens it for tests), with progress in `mode`.
+pub async fn wait_for_plan(
+    api: &Api,
+    plan: &super::plan::Plan,
+    timeout: Duration,
+    mode: super::progress::Mode,
+) -> Result<(), ClusterError> {
+    use super::plan::Action;
+    let targets: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.action,
+                Action::Create | Action::Update | Action::Unchanged
+            ) && waited_on(&c.resource.kind)
+        })
+        .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
+        .collect();
+    let waiting = Progress::new(mode, "wait", targets.len() as u64);
+    let poll = std::env::var("MLDEPLOY_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(2), Duration::from_millis);
+    let result = wait(api, &targets, timeout, poll, &waiting).await;
+    waiting.finish();
+    result
+}
+
 /// Polls `targets` (objects of [`waited_on`] kinds) until each is ready or `timeout` passes.
 pub async fn wait(
     api: &Api,

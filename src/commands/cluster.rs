@@ -233,25 +233,7 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
         progress.finish();
         let outcome = result?;
         if !args.dry_run && !args.no_wait {
-            let targets: Vec<_> = plan
-                .changes
-                .iter()
-                .filter(|c| {
-                    matches!(
-                        c.action,
-                        Action::Create | Action::Update | Action::Unchanged
-                    ) && wait::waited_on(&c.resource.kind)
-                })
-                .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
-                .collect();
-            let waiting = Progress::new(mode, "wait", targets.len() as u64);
-            let poll = std::env::var("MLDEPLOY_POLL_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map_or(Duration::from_secs(2), Duration::from_millis);
-            let result = wait::wait(&api, &targets, args.timeout, poll, &waiting).await;
-            waiting.finish();
-            result?;
+            wait::wait_for_plan(&api, &plan, args.timeout, mode).await?;
         }
         Ok::<_, Error>(outcome)
     })?;

@@ -14,7 +14,7 @@ use super::{Ctx, Error, exit};
 use crate::cli::PromoteArgs;
 use crate::cluster::api::Api;
 use crate::cluster::applyset::ApplySet;
-use crate::cluster::plan::{self, Action, Compare};
+use crate::cluster::plan::{self, Compare};
 use crate::cluster::progress::{Mode, Progress};
 use crate::cluster::{apply, wait};
 use crate::config::Runtime;
@@ -144,21 +144,7 @@ async fn apply_env(
     let result = apply::execute(api, &plan, opts, &progress).await;
     progress.finish();
     result?;
-    let targets: Vec<_> = plan
-        .changes
-        .iter()
-        .filter(|c| matches!(c.action, Action::Create | Action::Update))
-        .filter(|c| wait::waited_on(&c.resource.kind))
-        .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
-        .collect();
-    let waiting = Progress::new(mode, "wait", targets.len() as u64);
-    let poll = std::env::var("MLDEPLOY_POLL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(2), Duration::from_millis);
-    let result = wait::wait(api, &targets, timeout, poll, &waiting).await;
-    waiting.finish();
-    Ok(result?)
+    Ok(wait::wait_for_plan(api, &plan, timeout, mode).await?)
 }
 
 async fn test_canary(
