@@ -583,3 +583,29 @@ fn the_context_infra_kubeconfig_writes_is_found_without_context() {
         "\"context\": \"mldeploy.doc-ai.eks-main\"",
     ));
 }
+
+#[test]
+fn a_context_under_the_old_ambiguous_name_is_not_used_nor_passed_over_silently() {
+    let c = Cluster::new();
+    // Only the name an older mldeploy wrote (which another project may share) is there; the
+    // current context points elsewhere. Neither may be used without the user saying so.
+    let text = std::fs::read_to_string(&c.kubeconfig).expect("kubeconfig");
+    let text = text.replace(
+        "- name: other\n  context:\n    cluster: fake",
+        "- name: mldeploy-doc-ai-eks-main\n  context:\n    cluster: fake",
+    );
+    std::fs::write(&c.kubeconfig, text).expect("write");
+    c.run(&c.config(&[]), &["diff", "--env", "dev"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "kubectl config rename-context mldeploy-doc-ai-eks-main mldeploy.doc-ai.eks-main",
+        ));
+    assert!(c.api.requests().is_empty(), "no request may be sent");
+    c.run(
+        &c.config(&[]),
+        &["diff", "--env", "dev", "--context", "fake"],
+    )
+    .assert()
+    .code(2);
+}

@@ -97,7 +97,7 @@ impl Api {
     pub async fn connect(
         kubeconfig: Option<&Path>,
         context: Option<&str>,
-        fallback: Option<&str>,
+        fallback: Option<connect::Fallback<'_>>,
         opts: Options,
     ) -> Result<Api, ClusterError> {
         let c = connect::connect(kubeconfig, context, fallback, opts).await?;

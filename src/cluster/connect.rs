@@ -53,14 +53,25 @@ pub struct Connection {
     pub exec_command: Option<String>,
 }
 
+/// The context `infra kubeconfig --write` names for a cluster, and the name older versions used.
+#[derive(Debug, Clone, Copy)]
+pub struct Fallback<'a> {
+    /// `mldeploy.<project>.<cluster>`.
+    pub current: &'a str,
+    /// `mldeploy-<project>-<cluster>`: ambiguous (`a-b`+`c` and `a`+`b-c` share it), so never
+    /// used by itself.
+    pub legacy: &'a str,
+}
+
 /// Connects with a kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`) and
-/// a context (`context`; else `fallback` when the kubeconfig has it — the name `infra
-/// kubeconfig` writes; else the current one), or in-cluster when there is no kubeconfig and we
-/// run in a pod.
+/// a context (`context`; else the `fallback` context when the kubeconfig has it; else the
+/// current one), or in-cluster when there is no kubeconfig and we run in a pod. A kubeconfig
+/// that has only the legacy name of the fallback is an error with the rename to make: that
+/// context may be another project's, and the current context may be any cluster.
 pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
-    fallback: Option<&str>,
+    fallback: Option<Fallback<'_>>,
     opts: Options,
 ) -> Result<Connection, ClusterError> {
     let connect_error = |target: &str, message: String, hint: String| ClusterError::Connect {
@@ -80,11 +91,30 @@ pub async fn connect(
     };
     let (config, name, exec_command) = match kc {
         Some(kc) => {
+            let has = |n: &str| kc.contexts.iter().any(|c| c.name == n);
+            if context.is_none()
+                && let Some(f) = fallback
+                && !has(f.current)
+                && has(f.legacy)
+            {
+                return Err(connect_error(
+                    &format!("context {}", f.legacy),
+                    format!(
+                        "the kubeconfig has the context `{}` an older mldeploy wrote, a name another project can share",
+                        f.legacy
+                    ),
+                    format!(
+                        "if it is this project's cluster: kubectl config rename-context {} {} (or pass --context)",
+                        f.legacy, f.current
+                    ),
+                ));
+            }
             let name = context
                 .map(str::to_string)
                 .or_else(|| {
                     fallback
-                        .filter(|f| kc.contexts.iter().any(|c| c.name == *f))
+                        .map(|f| f.current)
+                        .filter(|f| has(f))
                         .map(str::to_string)
                 })
                 .or_else(|| kc.current_context.clone())
@@ -211,9 +241,9 @@ pub fn connection_warnings(
 pub fn client(mut config: kube::Config, opts: Options) -> Result<kube::Client, kube::Error> {
     config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(10));
-    // The per-request deadline (retries included) is enforced above the client; the read timeout
-    // only stops a single stalled read sooner.
-    config.read_timeout = Some(opts.request_timeout);
+    // The per-request deadline (retries included) is enforced above the client, and is the one
+    // that fires: a read timeout of the same length would race it with a vaguer message.
+    config.read_timeout = None;
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(concat!("mldeploy/", env!("CARGO_PKG_VERSION"))),

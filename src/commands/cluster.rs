@@ -66,7 +66,12 @@ fn session(ctx: &Ctx, templates: &TemplatesArg) -> Result<Session, Error> {
 pub(super) async fn connect(ctx: &Ctx, project: &Project, env: &Env) -> Result<Api, Error> {
     let cluster = &project.clusters[&env.cluster];
     let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
-    let fallback = crate::infra::default_context(&project.name, &cluster.name);
+    let current = crate::infra::default_context(&project.name, &cluster.name);
+    let legacy = crate::infra::legacy_context(&project.name, &cluster.name);
+    let fallback = crate::cluster::connect::Fallback {
+        current: &current,
+        legacy: &legacy,
+    };
     let opts = Options {
         request_timeout: ctx.global.request_timeout,
         verbosity: ctx.global.verbose,
@@ -74,7 +79,7 @@ pub(super) async fn connect(ctx: &Ctx, project: &Project, env: &Env) -> Result<A
     Ok(Api::connect(
         ctx.global.kubeconfig.as_deref(),
         context,
-        Some(&fallback),
+        Some(fallback),
         opts,
     )
     .await?)
