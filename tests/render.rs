@@ -648,3 +648,50 @@ fn the_grafana_dashboard_is_valid_json() {
         "max by (quantile) (mldeploy_test_latency_seconds{job=\"mldeploy_test\", project=\"visual-qc\", env=\"prod\", model=\"scratch-detector\"})"
     );
 }
+
+#[test]
+fn seldon_v2_models_with_gpus_are_pinned_to_a_server_per_gpu_request() {
+    let bundle = render(&project("examples/gke-a100-mig.yaml"), "prod");
+    let servers: Vec<Value> = bundle
+        .manifests
+        .iter()
+        .filter(|m| m.kind == "Server")
+        .map(|m| m.object())
+        .collect();
+    let names: Vec<&str> = servers
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    // One per distinct (server config, GPU request); the CPU-only sklearn model gets none.
+    assert_eq!(
+        names,
+        ["mlserver-a100-80gb-mig-1g-10gb-1", "triton-a100-80gb-1"]
+    );
+    let mig = &servers[0]["spec"];
+    assert_eq!(mig["serverConfig"], "mlserver");
+    assert_eq!(mig["maxReplicas"], 4, "follows the model's autoscale.max");
+    assert_eq!(
+        mig["podSpec"]["nodeSelector"]["cloud.google.com/gke-gpu-partition-size"],
+        "1g.10gb"
+    );
+    assert_eq!(
+        mig["podSpec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"],
+        1
+    );
+    assert_eq!(servers[1]["spec"]["replicas"], 2);
+    let find = |kind: &str, name: &str| {
+        bundle
+            .manifests
+            .iter()
+            .find(|m| m.kind == kind && m.name == name)
+            .map(|m| m.object())
+            .expect("rendered")
+    };
+    let ner = find("Model", "invoice-ner");
+    assert_eq!(ner["spec"]["server"], "mlserver-a100-80gb-mig-1g-10gb-1");
+    // The canary is a second Model on the same Server.
+    let canary = find("Model", "signature-detector-canary");
+    assert_eq!(canary["spec"]["server"], "triton-a100-80gb-1");
+    let cpu = find("Model", "doc-classifier");
+    assert!(cpu["spec"].get("server").is_none(), "{cpu}");
+}

@@ -18,7 +18,7 @@ use crate::config::{
 };
 use crate::diag::{Problem, Report};
 use crate::platform;
-use crate::runtime::{self, GpuPlacement, RuntimeSpec};
+use crate::runtime::{self, RuntimeSpec};
 use crate::suggest::closest;
 use quantity::{QUANTITY_HINT, Quantity};
 
@@ -1802,16 +1802,6 @@ fn check_runtime_serves(mc: &mut ModelCheck<'_>, spec: &ModelSpec, rt: &RuntimeS
             Some(format!(
                 "for a prepackaged server use runtime {}",
                 runtime::names_where(|r| r.prepackaged)
-            )),
-        );
-    }
-    if spec.gpu.is_some() && rt.gpus == GpuPlacement::Server {
-        mc.at(
-            &[key("gpu")],
-            format!("runtime `{name}` places models on shared Servers; GPUs belong to the Server, not the Model"),
-            Some(format!(
-                "use runtime {} for a model with its own GPUs",
-                runtime::names_where(|r| r.gpus == GpuPlacement::Pod)
             )),
         );
     }

@@ -32,6 +32,9 @@ pub struct EnvContext<'a> {
     pub monitoring: crate::model::Monitoring,
     /// Every model of the environment.
     pub models: Vec<ModelCtx>,
+    /// Seldon Core v2 Servers with GPUs, one per distinct (server config, GPU request) of the
+    /// environment's models; CPU-only models use the shared default Servers.
+    pub seldon_v2_servers: Vec<SeldonServerCtx>,
     /// Pod Security level and NetworkPolicies of the namespace.
     pub security: EnvSecurityCtx,
 }
@@ -94,6 +97,95 @@ pub struct WritablePath {
     pub name: String,
     /// Mount path.
     pub path: &'static str,
+}
+
+/// A Seldon Core v2 Server that owns GPUs, and the models pinned to it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeldonServerCtx {
+    /// Object name (`mlserver-a100-80gb-1`).
+    pub name: String,
+    /// ServerConfig (`mlserver` or `triton`), also the name of its server container.
+    pub server_config: &'static str,
+    /// Extended resource and count of the server container's GPU limit (None with a claim).
+    pub gpu_resource: Option<String>,
+    /// GPUs (or slices) per replica.
+    pub gpu: u32,
+    /// Where its pods go.
+    pub scheduling: SchedulingCtx,
+    /// Replicas: the most that any model on it needs at least.
+    pub min_replicas: u32,
+    /// The most that any model on it may scale to.
+    pub max_replicas: u32,
+    /// Models placed on it.
+    pub models: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The Server a model with GPUs is pinned to, for runtimes that place models on Servers.
+fn gpu_server_name(m: &Model) -> Option<(String, &'static str, &GpuUse)> {
+    if runtime::spec(m.runtime).gpus != GpuPlacement::Server {
+        return None;
+    }
+    let (Some(gpu), Source::Prepackaged { server, .. }) = (&m.gpu, &m.source) else {
+        return None;
+    };
+    let config = runtime::server(*server).seldon_v2_server_config;
+    let cut = match (gpu.mig, gpu.shared) {
+        (Some(profile), _) => format!("-mig-{}", profile.replace('.', "-")),
+        (None, true) => "-shared".to_string(),
+        (None, false) => String::new(),
+    };
+    Some((
+        format!("{config}-{}{cut}-{}", gpu.kind, gpu.count),
+        config,
+        gpu,
+    ))
+}
+
+/// The GPU Servers of an environment's models (sorted by name, so the output is stable).
+fn seldon_v2_servers(
+    cluster: &ClusterModel,
+    env: &Env,
+    labels: &BTreeMap<String, String>,
+) -> Vec<SeldonServerCtx> {
+    let mut out: BTreeMap<String, SeldonServerCtx> = BTreeMap::new();
+    for m in &env.models {
+        let Some((name, config, gpu)) = gpu_server_name(m) else {
+            continue;
+        };
+        let (low, high) = m
+            .autoscale
+            .map_or((m.replicas, m.replicas), |a| (a.min, a.max));
+        let s = out.entry(name.clone()).or_insert_with(|| {
+            let mut l = labels.clone();
+            l.insert("app.kubernetes.io/name".into(), name.clone());
+            l.insert("mldeploy.io/runtime".into(), m.runtime.name().into());
+            SeldonServerCtx {
+                name: name.clone(),
+                server_config: config,
+                gpu_resource: gpu_resource(cluster, gpu),
+                gpu: gpu.count,
+                scheduling: scheduling(cluster, Some(gpu)),
+                min_replicas: 0,
+                max_replicas: 0,
+                models: Vec::new(),
+                labels: l,
+            }
+        });
+        s.min_replicas = s.min_replicas.max(low.max(1));
+        // Server replicas each hold a replica of every model on it (a canary is a second Model
+        // on the same Server), so the Server scales as its busiest model does.
+        s.max_replicas = s.max_replicas.max(high.max(1));
+        s.models.push(m.name.clone());
+    }
+    out.into_values()
+        .map(|mut s| {
+            s.max_replicas = s.max_replicas.max(s.min_replicas);
+            s
+        })
+        .collect()
 }
 
 /// Project data.
@@ -162,6 +254,8 @@ pub struct ModelCtx {
     pub disruption_budget: bool,
     /// How Prometheus finds the model's metrics endpoint.
     pub metrics: MetricsCtx,
+    /// The GPU Server the model is pinned to (Seldon Core v2 models with GPUs).
+    pub gpu_server: Option<String>,
     /// Pod hardening and NetworkPolicy inputs.
     pub security: ModelSecurityCtx,
 }
@@ -542,6 +636,7 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         .iter()
         .map(|m| model_context(p, env, cluster, m))
         .collect();
+    let seldon_v2_servers = seldon_v2_servers(cluster, env, &labels);
     EnvContext {
         project: ProjectCtx {
             name: &p.name,
@@ -556,6 +651,7 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         labels,
         monitoring: p.monitoring,
         security: env_security(p, env, cluster),
+        seldon_v2_servers,
         models,
     }
 }
@@ -836,6 +932,7 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
             }),
         },
         metrics: metrics(m.runtime, &m.name, &selector),
+        gpu_server: gpu_server_name(m).map(|(name, ..)| name),
         security: model_security(cluster, m, &selector, port),
         selector,
         labels,

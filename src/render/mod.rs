@@ -164,6 +164,7 @@ pub fn render_env(
     shared.insert("cluster", &ctx.cluster);
     shared.insert("labels", &ctx.labels);
     shared.insert("monitoring", &ctx.monitoring);
+    shared.insert("seldonV2Servers", &ctx.seldon_v2_servers);
 
     let whole = tera::Context::from_serialize(&ctx).map_err(context_error)?;
     for t in templates.in_folder("env") {
