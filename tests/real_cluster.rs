@@ -510,7 +510,7 @@ fn a_namespace_gets_its_network_policies_and_enforces_restricted_pod_security() 
     let labels = &namespace["metadata"]["labels"];
     assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
     assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
-    for policy in ["psa-e2e-default-deny-ingress", "alpha-serving"] {
+    for policy in ["psa.e2e.default-deny-ingress", "alpha-serving"] {
         let np = get("networkpolicies", "networking.k8s.io/v1", &ns, policy)
             .unwrap_or_else(|| panic!("NetworkPolicy {policy}"));
         assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]), "{policy}");
