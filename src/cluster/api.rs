@@ -18,7 +18,7 @@ use kube::core::GroupVersion;
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
 
-use super::connect::{self, Options, diag_line};
+use super::connect::{self, Options};
 use super::{ClusterError, FIELD_MANAGER};
 
 /// What the API server says about a resource type.
@@ -195,11 +195,11 @@ impl Api {
                 });
             }
             if self.opts.verbosity >= 2 {
-                diag_line(&format!(
+                errln!(
                     "  retry {what} in {}ms (attempt {attempt} of {ATTEMPTS}): {}",
                     pause.as_millis(),
                     connect::describe(&error, self.exec_command.as_deref())
-                ));
+                );
             }
             tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -161,13 +161,18 @@ pub fn foreign(plan: &Plan) -> Vec<String> {
 
 /// Notes about parents of environments that are no longer in the config.
 pub fn orphan_notes(plan: &Plan) -> Vec<String> {
-    plan.orphans
+    orphan_notes_in(&plan.applyset.namespace, &plan.orphans)
+}
+
+/// Notes about `orphans` (parent name, environment) in `namespace`, for `diff`, `apply` and
+/// `status` alike.
+pub fn orphan_notes_in(namespace: &str, orphans: &[(String, String)]) -> Vec<String> {
+    orphans
         .iter()
         .map(|(name, env)| {
             format!(
                 "environment `{env}` is not in the config, but its objects are still on the cluster \
-                 (ApplySet parent Secret {}/{name}); `mldeploy delete --orphan {env}` removes them",
-                plan.applyset.namespace
+                 (ApplySet parent Secret {namespace}/{name}); `mldeploy delete --orphan {env}` removes them"
             )
         })
         .collect()

@@ -38,11 +38,6 @@ impl Default for Options {
     }
 }
 
-/// Writes one diagnostic line to stderr; a closed stderr is recorded, never a panic or a stop.
-pub fn diag_line(line: &str) {
-    crate::commands::emit_err(&format!("{line}\n"));
-}
-
 /// A connected client and what it connected to.
 pub struct Connection {
     /// The client.
@@ -168,7 +163,7 @@ pub async fn connect(
                             || a.auth_provider.is_some()
                     }),
                 ) {
-                    diag_line(&format!("warning: {w}"));
+                    errln!("warning: {w}");
                 }
             }
             let options = KubeConfigOptions {
@@ -335,10 +330,10 @@ where
                     Ok(r) => r.status().as_u16().to_string(),
                     Err(_) => "failed".to_string(),
                 };
-                diag_line(&format!(
+                errln!(
                     "  {method} {path} {outcome} {}ms",
                     started.elapsed().as_millis()
-                ));
+                );
             }
             let response = result?;
             let too_big = response

@@ -9,7 +9,7 @@ use crate::bundle::Bundle;
 use crate::cli::{ApplyArgs, DeleteArgs, DiffArgs, TemplatesArg};
 use crate::cluster::api::Api;
 use crate::cluster::applyset::ApplySet;
-use crate::cluster::connect::{Options, diag_line};
+use crate::cluster::connect::Options;
 use crate::cluster::plan::{self, Action, Compare, Plan};
 use crate::cluster::progress::{Mode, Progress};
 use crate::cluster::{ClusterError, apply, status, wait};
@@ -192,7 +192,7 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
         out.push('\n');
         out!("{out}");
         for note in apply::orphan_notes(&plan) {
-            diag_line(&format!("note: {note}"));
+            errln!("note: {note}");
         }
     }
     Ok(if plan.has_changes() {
@@ -215,7 +215,7 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
         let api = s.connect(ctx).await?;
         let plan = s.plan(&api, plan_opts).await?;
         if !ctx.json() {
-            diag_line(&summary(&plan));
+            errln!("{}", summary(&plan));
         }
         let steps = plan
             .changes
@@ -249,13 +249,13 @@ pub(super) fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<i32, Error> {
         );
     } else {
         let verb = if args.dry_run { "dry run:" } else { "applied:" };
-        diag_line(&format!(
+        errln!(
             "{verb} {} created, {} updated, {} unchanged, {} pruned",
             outcome.created.len(),
             outcome.updated.len(),
             outcome.unchanged,
             outcome.pruned.len()
-        ));
+        );
     }
     Ok(exit::OK)
 }
@@ -268,12 +268,8 @@ pub(super) fn status(ctx: &Ctx) -> Result<i32, Error> {
         let orphans = plan::orphans(&api, &s.applyset()).await?;
         Ok::<_, Error>((rows, orphans))
     })?;
-    for (name, env) in &orphans {
-        diag_line(&format!(
-            "note: environment `{env}` is not in the config, but its objects are still on the cluster \
-             (ApplySet parent Secret {}/{name}); `mldeploy delete --orphan {env}` removes them",
-            s.env.namespace
-        ));
+    for note in apply::orphan_notes_in(&s.env.namespace, &orphans) {
+        errln!("note: {note}");
     }
     if ctx.json() {
         print_json(&rows);
@@ -343,7 +339,7 @@ pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            diag_line("nothing deleted");
+            errln!("nothing deleted");
             return Ok(exit::ERROR);
         }
     }
@@ -368,13 +364,13 @@ pub(super) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<i32, Error> {
             serde_json::json!({"event": "done", "ok": true, "deleted": outcome.pruned, "kept": outcome.kept})
         );
     } else {
-        diag_line(&format!("deleted {} object(s)", outcome.pruned.len()));
+        errln!("deleted {} object(s)", outcome.pruned.len());
         if !outcome.kept.is_empty() {
-            diag_line(&format!(
+            errln!(
                 "left {} object(s) that are not this environment's: {}",
                 outcome.kept.len(),
                 outcome.kept.join(", ")
-            ));
+            );
         }
     }
     Ok(exit::OK)

@@ -243,9 +243,9 @@ pub fn run(cli: Cli) -> i32 {
     let code = match result {
         Ok(code) => code,
         Err(Error::Interrupted) => {
-            crate::cluster::connect::diag_line(
+            errln!(
                 "\ninterrupted: stopped at once (requests in flight were dropped, nothing was pruned); \
-                 run the same command again to converge",
+                 run the same command again to converge"
             );
             exit::INTERRUPTED
         }
