@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Runtime, Server};
+use crate::config::{Protocol, Runtime, Server};
 use crate::security::{PodSecurity, Security};
 
 /// A Kubernetes kind by apiVersion and kind.
@@ -236,6 +236,122 @@ pub enum GpuPlacement {
     Server,
 }
 
+/// The port of the Service `mldeploy test` reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ServicePort {
+    /// A fixed port, as the operator creates it.
+    Fixed(u16),
+    /// The model's own `port` (custom images); prepackaged servers without a port of their
+    /// own in [`Reach::servers`] use 80.
+    Model,
+}
+
+/// How a prepackaged server differs from its runtime's usual [`Reach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerReach {
+    /// The server.
+    pub server: Server,
+    /// The protocol it speaks under this runtime.
+    pub protocol: Protocol,
+    /// Path prefix of that protocol's routes (KServe's Hugging Face runtime: `/openai`).
+    pub prefix: &'static str,
+    /// Its Service port, when not the runtime's.
+    pub port: Option<u16>,
+}
+
+/// Where `mldeploy test` and `promote` reach a model, and in which protocol: the Service the
+/// runtime creates (names as the templates give them, `{name}` the model's name) and the
+/// protocol of what it serves. docs/test.md's table is these rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reach {
+    /// The model's Service.
+    pub service: &'static str,
+    /// The canary's Service (the same as `service` when one Service serves the split).
+    pub canary_service: &'static str,
+    /// Its port.
+    pub port: ServicePort,
+    /// A header the runtime routes by, set to the model's name in protocol paths.
+    pub model_header: Option<&'static str>,
+    /// The canary's name in protocol paths (and in `model_header`).
+    pub canary_model: &'static str,
+    /// Protocol of custom images and of servers not in `servers`.
+    pub protocol: Protocol,
+    /// Servers that speak another protocol, or answer at another prefix or port.
+    pub servers: &'static [ServerReach],
+}
+
+/// A resolved [`Reach`] for one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    /// Service name.
+    pub service: String,
+    /// Service port.
+    pub port: u16,
+    /// Headers to send (`Seldon-Model: <model>`).
+    pub headers: Vec<(String, String)>,
+    /// The model's name in protocol paths.
+    pub model: String,
+}
+
+/// The port of a Service for a prepackaged server without one of its own.
+const HTTP_PORT: u16 = 80;
+
+impl Reach {
+    fn server(&self, server: Option<Server>) -> Option<&'static ServerReach> {
+        server.and_then(|s| self.servers.iter().find(|r| r.server == s))
+    }
+
+    /// The protocol a model of `server` (None: a custom image) speaks when its config is silent.
+    pub fn protocol_of(&self, server: Option<Server>) -> Protocol {
+        self.server(server).map_or(self.protocol, |r| r.protocol)
+    }
+
+    /// The path prefix of `protocol`'s routes for `server`.
+    pub fn prefix_of(&self, server: Option<Server>, protocol: Protocol) -> &'static str {
+        match self.server(server) {
+            Some(r) if r.protocol == protocol => r.prefix,
+            _ => "",
+        }
+    }
+
+    /// The Service, port, headers and path name of model `name` (or its canary), served by
+    /// `server` (None: a custom image listening on `image_port`).
+    pub fn resolve(
+        &self,
+        name: &str,
+        server: Option<Server>,
+        image_port: Option<u16>,
+        canary: bool,
+    ) -> Reached {
+        let fill = |t: &str| t.replace("{name}", name);
+        let port = match (self.server(server).and_then(|r| r.port), self.port) {
+            (Some(p), _) | (None, ServicePort::Fixed(p)) => p,
+            (None, ServicePort::Model) => image_port.unwrap_or(HTTP_PORT),
+        };
+        let model = if canary {
+            fill(self.canary_model)
+        } else {
+            name.to_string()
+        };
+        Reached {
+            service: fill(if canary {
+                self.canary_service
+            } else {
+                self.service
+            }),
+            port,
+            headers: self
+                .model_header
+                .map(|h| vec![(h.to_string(), model.clone())])
+                .unwrap_or_default(),
+            model,
+        }
+    }
+}
+
 /// One serving runtime.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -268,8 +384,10 @@ pub struct RuntimeSpec {
     pub metrics: Metrics,
     /// Replica counts for `status`.
     pub status: StatusFields,
-    /// Where to send requests.
+    /// Where to send requests (as `status` shows it).
     pub endpoint: Endpoint,
+    /// Where `test` reaches a model, and its protocol.
+    pub reach: Reach,
     /// Pod Security level, pod hardening and NetworkPolicy inputs (docs/security.md).
     pub security: Security,
 }
@@ -330,6 +448,30 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: false,
         },
         endpoint: Endpoint::Url("http://{name}-default.{namespace}.svc:8000/api/v1.0/predictions"),
+        // One Service per predictor: `default` and `canary` (templates/runtimes/seldon).
+        reach: Reach {
+            service: "{name}-default",
+            canary_service: "{name}-canary",
+            port: ServicePort::Fixed(8000),
+            model_header: None,
+            canary_model: "{name}",
+            protocol: Protocol::SeldonV1,
+            // Seldon Core v1 runs these as MLServer / Triton: Open Inference Protocol v2.
+            servers: &[
+                ServerReach {
+                    server: Server::Triton,
+                    protocol: Protocol::OipV2,
+                    prefix: "",
+                    port: None,
+                },
+                ServerReach {
+                    server: Server::Huggingface,
+                    protocol: Protocol::OipV2,
+                    prefix: "",
+                    port: None,
+                },
+            ],
+        },
         security: Security {
             pod_security: PodSecurity::Baseline,
             pod_security_reason: "the operator injects the executor (seldon-container-engine) and \
@@ -381,6 +523,16 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: false,
         },
         endpoint: Endpoint::Url("http://seldon-mesh.{namespace}.svc/v2/models/{name}/infer"),
+        // Every model answers through seldon-mesh, routed by header; the canary is its own Model.
+        reach: Reach {
+            service: "seldon-mesh",
+            canary_service: "seldon-mesh",
+            port: ServicePort::Fixed(80),
+            model_header: Some("Seldon-Model"),
+            canary_model: "{name}-canary",
+            protocol: Protocol::OipV2,
+            servers: &[],
+        },
         security: Security {
             pod_security: PodSecurity::Baseline,
             pod_security_reason: "the SeldonRuntime's Server pods (agent, rclone, MLServer/Triton) \
@@ -430,6 +582,37 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: false,
         },
         endpoint: Endpoint::Status(&["/status/url", "/status/address/url"]),
+        // One predictor Service serves the split: the canary is measured with the previous revision.
+        reach: Reach {
+            service: "{name}-predictor",
+            canary_service: "{name}-predictor",
+            port: ServicePort::Fixed(80),
+            model_header: None,
+            canary_model: "{name}",
+            protocol: Protocol::KserveV1,
+            servers: &[
+                // The Hugging Face runtime serves generative models the OpenAI way.
+                ServerReach {
+                    server: Server::Huggingface,
+                    protocol: Protocol::Openai,
+                    prefix: "/openai",
+                    port: None,
+                },
+                // The MLflow and Triton runtimes speak only v2.
+                ServerReach {
+                    server: Server::Triton,
+                    protocol: Protocol::OipV2,
+                    prefix: "",
+                    port: None,
+                },
+                ServerReach {
+                    server: Server::Mlflow,
+                    protocol: Protocol::OipV2,
+                    prefix: "",
+                    port: None,
+                },
+            ],
+        },
         security: Security {
             pod_security: PodSecurity::Baseline,
             pod_security_reason: "the controller injects the storage-initializer (and, in \
@@ -474,6 +657,16 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: true,
         },
         endpoint: Endpoint::Url("http://{name}.{namespace}.svc:{port}"),
+        // Our own Service, on the model's port.
+        reach: Reach {
+            service: "{name}",
+            canary_service: "{name}",
+            port: ServicePort::Model,
+            model_header: None,
+            canary_model: "{name}",
+            protocol: Protocol::OipV2,
+            servers: &[],
+        },
         security: Security {
             pod_security: PodSecurity::Restricted,
             pod_security_reason: "mldeploy renders the whole pod: non-root, no privilege \
@@ -681,6 +874,46 @@ mod tests {
         );
         let model = json!({"spec": {"minReplicas": 1}});
         assert_eq!(spec(Runtime::SeldonV2).status.read(&model), (Some(1), None));
+    }
+
+    #[test]
+    fn reach_says_service_port_and_protocol() {
+        let kserve = spec(Runtime::Kserve).reach;
+        assert_eq!(kserve.protocol_of(None), Protocol::KserveV1);
+        assert_eq!(
+            kserve.protocol_of(Some(Server::Huggingface)),
+            Protocol::Openai
+        );
+        assert_eq!(
+            kserve.prefix_of(Some(Server::Huggingface), Protocol::Openai),
+            "/openai"
+        );
+        // Another protocol than the server's own has no prefix.
+        assert_eq!(
+            kserve.prefix_of(Some(Server::Huggingface), Protocol::OipV2),
+            ""
+        );
+        assert_eq!(
+            spec(Runtime::Seldon)
+                .reach
+                .protocol_of(Some(Server::Sklearn)),
+            Protocol::SeldonV1
+        );
+        let v2 = spec(Runtime::SeldonV2)
+            .reach
+            .resolve("m", Some(Server::Sklearn), None, true);
+        assert_eq!(
+            v2,
+            Reached {
+                service: "seldon-mesh".into(),
+                port: 80,
+                headers: vec![("Seldon-Model".into(), "m-canary".into())],
+                model: "m-canary".into(),
+            }
+        );
+        let d = spec(Runtime::Deployment).reach;
+        assert_eq!(d.resolve("m", None, Some(9000), false).port, 9000);
+        assert_eq!(d.resolve("m", Some(Server::Sklearn), None, false).port, 80);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
 use super::protocol::{Call, SseTokens};
-use crate::config::{Protocol, Runtime};
+use crate::config::Protocol;
 use crate::model::{Model, Source};
 
 /// The Service in front of a model (or of its canary), as the runtime names it.
@@ -31,64 +31,25 @@ pub struct ServiceRef {
     pub model: String,
 }
 
-/// Seldon Core v1's executor port (`<sdep>-<predictor>` Services).
-const SELDON_HTTP_PORT: u16 = 8000;
-/// The port of KServe's `<name>-predictor` Service and of Seldon Core v2's `seldon-mesh`.
-const HTTP_PORT: u16 = 80;
-
-/// The Service of a model: KServe `<name>-predictor`, Seldon v1 `<name>-<predictor>` (the
-/// predictor is `default` or `canary`, as templates/runtimes/seldon names them), Seldon v2
-/// `seldon-mesh` with `Seldon-Model: <model>` (the canary is the Model `<name>-canary`), and
-/// for `deployment` our own Service `<name>` on the model's port.
+/// The Service of a model or of its canary, as its runtime's row says
+/// ([`crate::runtime::Reach`]).
 pub fn service_for(namespace: &str, m: &Model, canary: bool) -> Result<ServiceRef, String> {
     if canary && m.canary.is_none() {
         return Err(format!("model `{}` has no canary", m.name));
     }
-    let (name, port, model, headers) = match m.runtime {
-        Runtime::Deployment => {
-            let port = match &m.source {
-                Source::Image { port, .. } => *port,
-                Source::Prepackaged { .. } => HTTP_PORT,
-            };
-            (m.name.clone(), port, m.name.clone(), Vec::new())
-        }
-        Runtime::Seldon => {
-            let predictor = if canary { "canary" } else { "default" };
-            (
-                format!("{}-{predictor}", m.name),
-                SELDON_HTTP_PORT,
-                m.name.clone(),
-                Vec::new(),
-            )
-        }
-        Runtime::SeldonV2 => {
-            let model = if canary {
-                format!("{}-canary", m.name)
-            } else {
-                m.name.clone()
-            };
-            (
-                "seldon-mesh".to_string(),
-                HTTP_PORT,
-                model.clone(),
-                vec![("Seldon-Model".to_string(), model)],
-            )
-        }
-        // KServe keeps one predictor Service and splits behind it; the canary is measured
-        // together with the previous revision.
-        Runtime::Kserve => (
-            format!("{}-predictor", m.name),
-            HTTP_PORT,
-            m.name.clone(),
-            Vec::new(),
-        ),
+    let (server, port) = match &m.source {
+        Source::Image { port, .. } => (None, Some(*port)),
+        Source::Prepackaged { server, .. } => (Some(*server), None),
     };
+    let r = crate::runtime::spec(m.runtime)
+        .reach
+        .resolve(&m.name, server, port, canary);
     Ok(ServiceRef {
         namespace: namespace.to_string(),
-        name,
-        port,
-        headers,
-        model,
+        name: r.service,
+        port: r.port,
+        headers: r.headers,
+        model: r.model,
     })
 }
 
@@ -511,6 +472,7 @@ pub fn protocol_hint(p: Protocol) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Runtime;
     use crate::model::Canary;
 
     fn model(runtime: Runtime, canary: bool) -> Model {
@@ -573,7 +535,7 @@ mod tests {
                 .replace("{namespace}", "ns")
                 .replace("{port}", "9000");
             let svc = service_for("ns", &model(runtime, false), false).unwrap();
-            let host = if svc.port == HTTP_PORT {
+            let host = if svc.port == 80 {
                 format!("http://{}.ns.svc/", svc.name)
             } else {
                 format!("http://{}.ns.svc:{}", svc.name, svc.port)

@@ -7,41 +7,27 @@ use serde_json::{Value, json};
 use crate::config::{Protocol, Runtime, Server};
 use crate::model::{Model, Source};
 
-/// The protocol a model speaks when its config does not say: what its runtime and server serve.
-pub fn default_for(m: &Model) -> Protocol {
-    let server = match &m.source {
+fn server_of(m: &Model) -> Option<Server> {
+    match &m.source {
         Source::Prepackaged { server, .. } => Some(*server),
         Source::Image { .. } => None,
-    };
-    match (m.runtime, server) {
-        // Seldon Core v2 serves every model through MLServer or Triton behind seldon-mesh.
-        (Runtime::SeldonV2, _) => Protocol::OipV2,
-        // KServe's Hugging Face runtime serves generative models the OpenAI way (under /openai).
-        (Runtime::Kserve, Some(Server::Huggingface)) => Protocol::Openai,
-        // KServe's MLflow and Triton runtimes only speak v2.
-        (Runtime::Kserve, Some(Server::Triton | Server::Mlflow)) => Protocol::OipV2,
-        (Runtime::Kserve, _) => Protocol::KserveV1,
-        // Seldon Core v1's Triton and Hugging Face servers are MLServer/Triton: v2.
-        (Runtime::Seldon, Some(Server::Triton | Server::Huggingface)) => Protocol::OipV2,
-        (Runtime::Seldon, _) => Protocol::SeldonV1,
-        (Runtime::Deployment, _) => Protocol::OipV2,
     }
 }
 
-/// The path prefix under which a runtime serves a protocol (KServe's Hugging Face runtime puts
-/// the OpenAI routes under `/openai`).
+/// The protocol a model speaks when its config does not say: what its runtime and server serve
+/// (the runtime's row, [`crate::runtime::Reach`]).
+pub fn default_for(m: &Model) -> Protocol {
+    crate::runtime::spec(m.runtime)
+        .reach
+        .protocol_of(server_of(m))
+}
+
+/// The path prefix under which a model's runtime serves `protocol` (KServe's Hugging Face
+/// runtime puts the OpenAI routes under `/openai`).
 pub fn prefix_for(m: &Model, protocol: Protocol) -> &'static str {
-    match (&m.source, m.runtime, protocol) {
-        (
-            Source::Prepackaged {
-                server: Server::Huggingface,
-                ..
-            },
-            Runtime::Kserve,
-            Protocol::Openai,
-        ) => "/openai",
-        _ => "",
-    }
+    crate::runtime::spec(m.runtime)
+        .reach
+        .prefix_of(server_of(m), protocol)
 }
 
 /// One HTTP request of a smoke test or a load test, relative to the endpoint's base.
@@ -244,12 +230,7 @@ pub fn explain(
                 (Protocol::OipV2 | Protocol::KserveV1, true) => format!(
                     "404 on {path}: the server does not know this model — not loaded (yet), or loaded under another name ({} names it after the {}) — or it does not speak {} (set test.protocol)",
                     runtime.name(),
-                    match runtime {
-                        Runtime::Kserve => "InferenceService",
-                        Runtime::SeldonV2 => "Model",
-                        Runtime::Seldon => "graph",
-                        Runtime::Deployment => "model",
-                    },
+                    crate::runtime::spec(runtime).serving.kind.kind,
                     protocol.name()
                 ),
                 _ => format!(
