@@ -102,7 +102,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let endpoint = Endpoint::direct(&url, "", "bench", &[]).expect("url");
+    let endpoint = Endpoint::direct(&url, "", "bench", &[], false).expect("url");
     let call = protocol::infer(
         Protocol::KserveV1,
         "bench",

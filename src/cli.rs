@@ -437,10 +437,20 @@ pub struct TestArgs {
     /// Test the model's canary instead of the model.
     #[arg(long)]
     pub canary: bool,
-    /// Send requests to this base URL (an ingress or load balancer) instead of through the API
-    /// server's service proxy. One model only.
+    /// Send requests to this base URL (an ingress or load balancer; http:// or https://)
+    /// instead of through the API server's service proxy. One model only.
     #[arg(long)]
     pub url: Option<String>,
+    /// With an https:// --url: accept any certificate. The traffic is still encrypted but the
+    /// server's identity is not checked. Only for --url (the API server's TLS follows the
+    /// kubeconfig).
+    #[arg(long, requires = "url")]
+    pub insecure_skip_tls_verify: bool,
+    /// Reach each model through a port-forward to one ready pod behind its Service (kube's
+    /// portforward, as `kubectl port-forward`) instead of the API server's service proxy: for
+    /// load the proxy should not carry.
+    #[arg(long, conflicts_with = "url")]
+    pub port_forward: bool,
     /// Protocol to speak: oip-v2, kserve-v1, seldon-v1, openai (default: the config's
     /// `test.protocol`, else what the runtime serves).
     #[arg(long, value_parser = parse_protocol)]
@@ -495,6 +505,10 @@ pub struct PromoteArgs {
     /// mldeploy.yaml (promoted, or canary traffic 0 on a breach) and regenerate this tree.
     #[arg(long, value_name = "DIR")]
     pub gitops: Option<PathBuf>,
+    /// Load-test the canary through a port-forward to one of its pods instead of the API
+    /// server's service proxy (see `mldeploy test --port-forward`).
+    #[arg(long)]
+    pub port_forward: bool,
     /// How long to wait for each applied split to become ready.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,

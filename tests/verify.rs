@@ -746,3 +746,168 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn https_urls_verify_the_certificate_against_the_system_roots() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start_tls(&["ocr"]);
+    let url = server.https_url();
+    // The test CA is not in the system's store: refused, with what to do.
+    test_cmd(&s, &["--model", "ocr", "--url", &url, "--smoke-only"])
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("TLS handshake with 127.0.0.1"))
+        .stdout(predicate::str::contains("--insecure-skip-tls-verify"));
+    assert_eq!(server.inferences(), 0);
+    // Trusted through SSL_CERT_FILE (the platform verifier reads it as OpenSSL does).
+    let out = test_cmd(
+        &s,
+        &[
+            "--model",
+            "ocr",
+            "--url",
+            &url,
+            "--requests",
+            "20",
+            "--output",
+            "json",
+        ],
+    )
+    .env("SSL_CERT_FILE", crate::support::fake_model::test_ca())
+    .assert()
+    .code(0)
+    .get_output()
+    .stdout
+    .clone();
+    let run = &json_out(&out)["models"][0];
+    assert_eq!(run["endpoint"], url.as_str());
+    assert_eq!(run["load"]["ok"], 20, "{run}");
+    // Or not verified at all, when asked by name.
+    test_cmd(
+        &s,
+        &[
+            "--model",
+            "ocr",
+            "--url",
+            &url,
+            "--smoke-only",
+            "--insecure-skip-tls-verify",
+        ],
+    )
+    .env_remove("SSL_CERT_FILE")
+    .assert()
+    .code(0);
+    // The flag is about --url only.
+    test_cmd(&s, &["--model", "ocr", "--insecure-skip-tls-verify"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--url"));
+}
+
+#[test]
+fn port_forward_reaches_a_ready_pod_behind_the_service() {
+    let s = setup(CONFIG);
+    let (api, kubeconfig) = with_api(&s);
+    let server = FakeModel::start(&["ocr"]);
+    // Two pods; only `ocr-b` is ready. The Service port 9000 leads to the pods' named port.
+    api.service_with_pods(
+        "shop",
+        "ocr",
+        9000,
+        9000,
+        &[("ocr-a", false), ("ocr-b", true)],
+        server.addr(),
+    );
+    let out = test_cmd(
+        &s,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--model",
+            "ocr",
+            "--port-forward",
+            "--concurrency",
+            "4",
+            "--requests",
+            "40",
+            "--output",
+            "json",
+        ],
+    )
+    .assert()
+    .code(0)
+    .get_output()
+    .stdout
+    .clone();
+    let run = &json_out(&out)["models"][0];
+    assert_eq!(
+        run["endpoint"],
+        "pod shop/ocr-b:9000 (port-forward of service ocr:9000)"
+    );
+    assert_eq!(run["load"]["ok"], 40, "{run}");
+    let requests = api.requests();
+    let forwards = requests
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces/shop/pods/ocr-b/portforward")
+        .count();
+    // A stream per connection: the smoke test's requests and the 4 workers, not one per request.
+    assert!((1..=10).contains(&forwards), "{forwards} port-forwards");
+    assert!(requests.iter().all(|r| !r.path.contains("/proxy")));
+    assert!(server.inferences() >= 41);
+}
+
+#[test]
+fn port_forward_without_a_ready_pod_or_listener_is_explained() {
+    let s = setup(CONFIG);
+    let (api, kubeconfig) = with_api(&s);
+    let server = FakeModel::start(&["ocr"]);
+    api.service_with_pods(
+        "shop",
+        "ocr",
+        9000,
+        9000,
+        &[("ocr-a", false)],
+        server.addr(),
+    );
+    let args = |model: &'static str| {
+        vec![
+            "--kubeconfig".to_string(),
+            kubeconfig.to_str().unwrap().to_string(),
+            "--model".into(),
+            model.into(),
+            "--port-forward".into(),
+            "--smoke-only".into(),
+        ]
+    };
+    let run = |model| {
+        let a = args(model);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        test_cmd(&s, &a).assert().code(1)
+    };
+    run("ocr").stderr(predicate::str::contains("has no ready pods"));
+    // No Service at all.
+    run("iris").stderr(predicate::str::contains("the Service does not exist"));
+    // A ready pod whose port nothing listens on: the kubelet's error is in the message.
+    api.service_with_pods(
+        "shop",
+        "fraud-predictor",
+        80,
+        8080,
+        &[("fraud-0", true)],
+        server.addr(),
+    );
+    api.forward_pod(
+        "shop",
+        "fraud-0",
+        8080,
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap(),
+    );
+    run("fraud").stdout(predicate::str::contains(
+        "port-forward to pod fraud-0:8080: error forwarding port 8080",
+    ));
+}

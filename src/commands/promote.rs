@@ -159,9 +159,11 @@ async fn test_canary(
         protocol: None,
         url: None,
         client: Some(client),
+        port_forward: args.port_forward,
+        skip_verify: false,
         canary: true,
     };
-    let target = t::build_target(ctx, m, &p.env, reach, &args.load)?;
+    let target = t::build_target(ctx, m, &p.env, reach, &args.load).await?;
     let run = t::test_one(ctx, &target, &args.load, stop).await;
     if !ctx.json() {
         out!("{}", report::text(&run));

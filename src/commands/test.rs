@@ -1,5 +1,6 @@
 //! `test`: smoke- and load-test the models of an environment — through the API server's service
-//! proxy, or at `--url` — and gate on their SLO. Exit 0 pass, 1 error, 3 SLO breached.
+//! proxy, a port-forward (`--port-forward`), or at `--url` — and gate on their SLO. Exit 0 pass,
+//! 1 error, 3 SLO breached, 130 interrupted.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::config::Protocol;
 use crate::model::slo::Slo;
 use crate::model::{Env, Model, Project};
 use crate::verify::endpoint::{self, Endpoint};
+use crate::verify::forward;
 use crate::verify::{self, ModelRun, Target, load, protocol, report};
 
 /// Largest request body file read.
@@ -41,7 +43,7 @@ pub(super) fn run(ctx: &Ctx, args: &TestArgs) -> Result<i32, Error> {
         };
         let mut runs = Vec::new();
         for m in &models {
-            let target = target(ctx, m, &env, args, client.clone())?;
+            let target = target(ctx, m, &env, args, client.clone()).await?;
             runs.push(test_one(ctx, &target, &args.load, stop.clone()).await);
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -186,14 +188,18 @@ pub(super) struct Reach<'a> {
     pub protocol: Option<Protocol>,
     /// `--url`.
     pub url: Option<&'a str>,
-    /// A connection for the service proxy.
+    /// A connection for the service proxy or the port-forward.
     pub client: Option<kube::Client>,
+    /// Through a port-forward rather than the service proxy.
+    pub port_forward: bool,
+    /// Accept any certificate of an https:// `url`.
+    pub skip_verify: bool,
     /// Test the canary.
     pub canary: bool,
 }
 
 /// What to test for model `m`.
-pub(super) fn build_target(
+pub(super) async fn build_target(
     ctx: &Ctx,
     m: &Model,
     env: &Env,
@@ -209,7 +215,21 @@ pub(super) fn build_target(
     let svc =
         endpoint::service_for(&env.namespace, m, reach.canary).map_err(|e| Error::msg(e, None))?;
     let endpoint = match (reach.url, reach.client) {
-        (Some(url), _) => Endpoint::direct(url, prefix, &svc.model, &svc.headers),
+        (Some(url), _) => {
+            Endpoint::direct(url, prefix, &svc.model, &svc.headers, reach.skip_verify)
+        }
+        (None, Some(client)) if reach.port_forward => {
+            let target = forward::pick_pod(&client, &svc).await.map_err(|e| {
+                Error::msg(
+                    e,
+                    Some("leave out --port-forward to go through the API server's service proxy"),
+                )
+            })?;
+            let fwd = forward::start(client, &svc.namespace, target)
+                .await
+                .map_err(|e| Error::msg(e, None))?;
+            Endpoint::forwarded(fwd, &svc, prefix)
+        }
         (None, Some(client)) => Endpoint::proxy(client, &svc, prefix),
         (None, None) => Err("no endpoint: neither --url nor a cluster connection".into()),
     }
@@ -229,7 +249,7 @@ pub(super) fn build_target(
     })
 }
 
-fn target(
+async fn target(
     ctx: &Ctx,
     m: &Model,
     env: &Env,
@@ -240,9 +260,11 @@ fn target(
         protocol: args.protocol,
         url: args.url.as_deref(),
         client,
+        port_forward: args.port_forward,
+        skip_verify: args.insecure_skip_tls_verify,
         canary: args.canary,
     };
-    build_target(ctx, m, env, reach, &args.load)
+    build_target(ctx, m, env, reach, &args.load).await
 }
 
 /// Runs one model's test with a progress bar on a terminal.
@@ -329,7 +351,7 @@ async fn push(url: &str, project: &str, env: &str, runs: &[ModelRun]) -> Result<
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     for r in runs {
-        let endpoint = Endpoint::direct(url, "", &r.model, &[]).map_err(|e| {
+        let endpoint = Endpoint::direct(url, "", &r.model, &[], false).map_err(|e| {
             Error::msg(
                 format!("--push: {e}"),
                 Some("the Pushgateway's base URL, e.g. http://pushgateway:9091"),

@@ -1,8 +1,10 @@
 //! Where a model answers and how to reach it: the Service each runtime creates (derived from
-//! the names the templates give), reached through the API server's service proxy or at a
-//! direct `--url`; one request with a deadline, for the smoke test and the load generator.
+//! the names the templates give), reached through the API server's service proxy, at a direct
+//! `--url` (http or https), or through a local port-forward; one request with a deadline, for
+//! the smoke test and the load generator.
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,6 +13,8 @@ use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::protocol::{Call, SseTokens};
 use crate::config::Protocol;
@@ -94,14 +98,95 @@ pub struct Answer {
     pub tokens: u64,
 }
 
+/// TLS for a direct `https://` endpoint: the rustls stack kube uses, with the platform's
+/// roots as kube trusts them, or (opt-in) no verification at all.
+#[derive(Clone)]
+pub struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+    verified: bool,
+}
+
+impl Tls {
+    /// TLS to `host`, verifying its certificate against the platform's roots unless
+    /// `skip_verify`.
+    pub fn new(host: &str, skip_verify: bool) -> Result<Tls, String> {
+        use rustls_platform_verifier::BuilderVerifierExt as _;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_string())
+            .map_err(|_| format!("`{host}` is not a host name TLS can verify"))?;
+        let builder = rustls::ClientConfig::builder();
+        let mut config = if skip_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification))
+                .with_no_client_auth()
+        } else {
+            builder
+                .with_platform_verifier()
+                .map_err(|e| format!("cannot load the system's trusted certificates: {e}"))?
+                .with_no_client_auth()
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+            verified: !skip_verify,
+        })
+    }
+}
+
+/// `--insecure-skip-tls-verify`: accepts any certificate (the handshake still encrypts).
+#[derive(Debug)]
+struct NoVerification;
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// How requests reach the endpoint.
 #[derive(Clone)]
 enum Via {
-    /// A plain HTTP/1.1 connection to `addr`; paths go below `base` (the URL's path).
+    /// An HTTP/1.1 connection (TLS when `tls`) to `addr`; paths go below `base` (the URL's
+    /// path).
     Direct {
         addr: String,
         authority: String,
         base: String,
+        tls: Option<Tls>,
     },
     /// The API server's service proxy.
     Proxy { client: kube::Client, base: String },
@@ -111,6 +196,9 @@ enum Via {
 #[derive(Clone)]
 pub struct Endpoint {
     via: Via,
+    /// The port-forward the direct address leads through; it ends with the last clone of
+    /// the endpoint.
+    forward: Option<Arc<super::forward::Forward>>,
     headers: HeaderMap,
     /// Model name in protocol paths.
     pub model: String,
@@ -135,41 +223,44 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
 }
 
 impl Endpoint {
-    /// A direct endpoint: `http://host:port/base`. `prefix` is the runtime's path prefix.
+    /// A direct endpoint: `http://host:port/base` or `https://…` (certificates verified
+    /// against the system's roots unless `skip_verify`). `prefix` is the runtime's path prefix.
     pub fn direct(
         url: &str,
         prefix: &str,
         model: &str,
         headers: &[(String, String)],
+        skip_verify: bool,
     ) -> Result<Endpoint, String> {
         let uri: Uri = url
             .parse()
             .map_err(|_| format!("`{url}` is not a URL (http://host:port/path)"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "`{url}`: https is not supported by --url yet; reach the model through the API server (leave out --url), or an http address"
-                ));
-            }
-            _ => return Err(format!("`{url}` is not an http:// URL")),
-        }
+        let (https, default_port) = match uri.scheme_str() {
+            Some("http") => (false, 80),
+            Some("https") => (true, 443),
+            _ => return Err(format!("`{url}` is not an http:// or https:// URL")),
+        };
         let authority = uri
             .authority()
-            .ok_or_else(|| format!("`{url}` has no host"))?
-            .to_string();
-        let addr = if uri.port_u16().is_some() {
-            authority.clone()
-        } else {
-            format!("{authority}:80")
-        };
+            .ok_or_else(|| format!("`{url}` has no host"))?;
+        let addr = format!(
+            "{}:{}",
+            authority.host(),
+            uri.port_u16().unwrap_or(default_port)
+        );
+        let tls = https
+            .then(|| Tls::new(authority.host(), skip_verify))
+            .transpose()?;
+        let authority = authority.to_string();
         let base = format!("{}{prefix}", uri.path().trim_end_matches('/'));
         Ok(Endpoint {
             via: Via::Direct {
                 addr,
                 authority,
                 base,
+                tls,
             },
+            forward: None,
             headers: header_map(headers)?,
             model: model.to_string(),
             label: url.to_string(),
@@ -184,6 +275,7 @@ impl Endpoint {
         );
         Ok(Endpoint {
             via: Via::Proxy { client, base },
+            forward: None,
             headers: header_map(&svc.headers)?,
             model: svc.model.clone(),
             label: format!(
@@ -191,6 +283,36 @@ impl Endpoint {
                 svc.namespace, svc.name, svc.port
             ),
         })
+    }
+
+    /// An endpoint through a port-forward to one pod behind `svc` (see [`super::forward`]).
+    pub fn forwarded(
+        forward: super::forward::Forward,
+        svc: &ServiceRef,
+        prefix: &str,
+    ) -> Result<Endpoint, String> {
+        let addr = forward.addr.to_string();
+        let label = format!(
+            "pod {}/{}:{} (port-forward of service {}:{})",
+            svc.namespace, forward.target.pod, forward.target.port, svc.name, svc.port
+        );
+        Ok(Endpoint {
+            via: Via::Direct {
+                authority: addr.clone(),
+                addr,
+                base: prefix.to_string(),
+                tls: None,
+            },
+            forward: Some(Arc::new(forward)),
+            headers: header_map(&svc.headers)?,
+            model: svc.model.clone(),
+            label,
+        })
+    }
+
+    /// What the port-forward behind this endpoint last reported, if it failed.
+    pub fn forward_error(&self) -> Option<String> {
+        self.forward.as_ref().and_then(|f| f.last_error())
     }
 
     /// The full path of `call` as sent (for messages).
@@ -281,6 +403,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 impl Connection {
     async fn open(
         addr: &str,
+        tls: Option<&Tls>,
     ) -> Result<(http1::SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>), Failure> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
@@ -294,6 +417,24 @@ impl Connection {
                 Failure::new(kind, format!("cannot connect to {addr}: {e}"))
             })?;
         let _ = stream.set_nodelay(true);
+        let Some(tls) = tls else {
+            return Self::handshake(addr, stream).await;
+        };
+        let stream = tls
+            .connector
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map_err(|e| tls_failure(addr, tls, &e))?;
+        Self::handshake(addr, stream).await
+    }
+
+    async fn handshake<S>(
+        addr: &str,
+        stream: S,
+    ) -> Result<(http1::SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>), Failure>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Failure::new("connect", format!("HTTP handshake with {addr}: {e}")))?;
@@ -343,11 +484,11 @@ impl Connection {
         keep_body: bool,
     ) -> Result<Answer, Failure> {
         match &self.endpoint.via {
-            Via::Direct { addr, .. } => {
+            Via::Direct { addr, tls, .. } => {
                 if self.conn.as_ref().is_none_or(|(s, _)| s.is_closed()) {
-                    let addr = addr.clone();
+                    let (addr, tls) = (addr.clone(), tls.clone());
                     self.reset();
-                    self.conn = Some(Self::open(&addr).await?);
+                    self.conn = Some(Self::open(&addr, tls.as_ref()).await?);
                 }
                 let Some((sender, _)) = self.conn.as_mut() else {
                     return Err(Failure::new("connect", "no connection"));
@@ -371,6 +512,20 @@ impl Connection {
             }
         }
     }
+}
+
+/// A failed TLS handshake, with what to do about an untrusted certificate.
+fn tls_failure(addr: &str, tls: &Tls, e: &std::io::Error) -> Failure {
+    let message = e.to_string();
+    let certificate = message.contains("certificate") || message.contains("UnknownIssuer");
+    let detail = if certificate && tls.verified {
+        format!(
+            "TLS handshake with {addr}: {message}; the server's certificate is not trusted by this system: add its CA to the system's store (or point SSL_CERT_FILE at it), or pass --insecure-skip-tls-verify to test without verifying"
+        )
+    } else {
+        format!("TLS handshake with {addr}: {message}")
+    };
+    Failure::new("tls", detail)
 }
 
 fn transport_kind(message: &str) -> &'static str {
@@ -545,15 +700,31 @@ mod tests {
     }
 
     #[test]
-    fn direct_urls_are_http_with_a_base_path() {
-        let e = Endpoint::direct("http://127.0.0.1:8080/openai/", "", "m", &[]).unwrap();
+    fn direct_urls_are_http_or_https_with_a_base_path() {
+        let e = Endpoint::direct("http://127.0.0.1:8080/openai/", "", "m", &[], false).unwrap();
         let call = crate::verify::protocol::infer(Protocol::Openai, "m", b"{}".to_vec());
         assert_eq!(e.path_of(&call), "/openai/v1/chat/completions");
+        let Via::Direct { addr, tls, .. } =
+            Endpoint::direct("https://models.example.com/x", "", "m", &[], true)
+                .unwrap()
+                .via
+        else {
+            panic!("direct")
+        };
+        assert_eq!(addr, "models.example.com:443");
+        assert!(tls.is_some_and(|t| !t.verified));
+        let Via::Direct { addr, tls, .. } = Endpoint::direct("http://[::1]", "", "m", &[], false)
+            .unwrap()
+            .via
+        else {
+            panic!("direct")
+        };
+        assert_eq!((addr.as_str(), tls.is_none()), ("[::1]:80", true));
         assert!(
-            Endpoint::direct("https://x", "", "m", &[])
+            Endpoint::direct("ftp://x", "", "m", &[], false)
                 .unwrap_err()
-                .contains("https")
+                .contains("https://")
         );
-        assert!(Endpoint::direct("nonsense", "", "m", &[]).is_err());
+        assert!(Endpoint::direct("nonsense", "", "m", &[], false).is_err());
     }
 }

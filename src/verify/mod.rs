@@ -3,6 +3,7 @@
 //! the figures against its SLO. Like the cluster layer, this is code that talks to the network.
 
 pub mod endpoint;
+pub mod forward;
 pub mod load;
 pub mod protocol;
 pub mod report;
@@ -118,6 +119,15 @@ fn problem(t: &Target, what: &str, call: &Call, f: &Failure) -> Problem {
         ),
         None => format!("{what} of `{}` failed ({path}): {}", t.name, f.detail),
     };
+    if let Some(why) = t.endpoint.forward_error() {
+        return Problem {
+            message: format!("{message} ({why})"),
+            hint: Some(
+                "is the model listening on the pod's port? (`mldeploy status`, the pod's logs; leave out --port-forward to go through the service proxy)"
+                    .into(),
+            ),
+        };
+    }
     let hint = match f.kind.as_str() {
         "timeout" => Some(
             "the endpoint did not answer in time: is the model overloaded or stuck? (--timeout raises the deadline)"

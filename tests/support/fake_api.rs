@@ -183,6 +183,7 @@ impl FakeApi {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             proxies: Mutex::new(BTreeMap::new()),
+            forwards: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = shared.clone();
@@ -261,6 +262,60 @@ current-context: fake
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(format!("{ns}/{name}:{port}"), backend);
+    }
+
+    // --- port-forward ---------------------------------------------------------------------------
+
+    /// Serve `/api/v1/namespaces/{ns}/pods/{pod}/portforward?ports={port}` (the WebSocket
+    /// protocol `v4.channel.k8s.io`, as kubectl and kube-rs speak it) by connecting each stream
+    /// to `backend`. A port without a backend gets an error on its error channel, as the
+    /// kubelet sends when nothing listens.
+    pub fn forward_pod(&self, ns: &str, pod: &str, port: u16, backend: SocketAddr) {
+        self.shared
+            .forwards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{ns}/{pod}:{port}"), backend);
+    }
+
+    /// A Service `name` (port `port`, named `http`, to the pods' port `http`) with an
+    /// EndpointSlice listing `pods` (name, ready) on `target_port`, each ready pod forwarded
+    /// to `backend`: what a port-forward to a Service needs to find.
+    pub fn service_with_pods(
+        &self,
+        ns: &str,
+        name: &str,
+        port: u16,
+        target_port: u16,
+        pods: &[(&str, bool)],
+        backend: SocketAddr,
+    ) {
+        self.put(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"ports": [{"name": "http", "port": port, "targetPort": "http"}],
+                     "selector": {"app": name}},
+        }));
+        let endpoints: Vec<Value> = pods
+            .iter()
+            .map(|(pod, ready)| {
+                json!({"addresses": ["10.0.0.1"], "conditions": {"ready": ready},
+                       "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}})
+            })
+            .collect();
+        self.put(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-abcde"), "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": target_port, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }));
+        for (pod, ready) in pods {
+            if *ready {
+                self.forward_pod(ns, pod, target_port, backend);
+            }
+        }
     }
 
     // --- requests -------------------------------------------------------------------------------
@@ -514,6 +569,8 @@ struct Shared {
     max_in_flight: AtomicUsize,
     /// Service proxy backends by `ns/name:port`; `None` is a Service without ready endpoints.
     proxies: Mutex<BTreeMap<String, Option<SocketAddr>>>,
+    /// Port-forward backends by `ns/pod:port`.
+    forwards: Mutex<BTreeMap<String, SocketAddr>>,
 }
 
 impl Shared {
@@ -555,6 +612,7 @@ async fn serve(
                     let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -568,6 +626,9 @@ async fn handle(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     let _in_flight = InFlight::enter(&shared);
+    if let Some(key) = portforward_target(&req) {
+        return Ok(portforward(&shared, key, req));
+    }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(Body::new(body), 64 << 20)
         .await
@@ -675,6 +736,125 @@ async fn handle(
     }
     drop(st);
     Ok(reply.into_response())
+}
+
+/// `ns/pod:port` of a port-forward WebSocket request.
+fn portforward_target<B>(req: &Request<B>) -> Option<String> {
+    let rest = req.uri().path().strip_prefix("/api/v1/namespaces/")?;
+    let (ns, rest) = rest.split_once("/pods/")?;
+    let pod = rest.strip_suffix("/portforward")?;
+    req.headers().get(header::UPGRADE)?;
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    Some(format!("{ns}/{pod}:{}", query.get("ports")?))
+}
+
+/// Answers a port-forward upgrade, records it, and serves the stream: channel 0 carries the
+/// data of the one port, channel 1 its errors; each starts with the port number (u16 LE).
+fn portforward(
+    shared: &Arc<Shared>,
+    key: String,
+    mut req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let authorized = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == format!("Bearer {TOKEN}").as_bytes());
+    shared.lock().requests.push(Recorded {
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+        query: parse_query(req.uri().query().unwrap_or("")),
+        dry_run: false,
+        content_type: None,
+        status: if authorized { 101 } else { 401 },
+        mutated: false,
+        body: None,
+    });
+    if !authorized {
+        return Reply::error(401, "Unauthorized", "Unauthorized", None).into_response();
+    }
+    let Some(accept) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()))
+    else {
+        return Reply::bad_request("not a WebSocket upgrade").into_response();
+    };
+    let port: u16 = key
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(0);
+    let backend = shared
+        .forwards
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .copied();
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let [lo, hi] = port.to_le_bytes();
+        for ch in [0u8, 1] {
+            if ws.send(Message::binary(vec![ch, lo, hi])).await.is_err() {
+                return;
+            }
+        }
+        let stream = match backend {
+            Some(addr) => tokio::net::TcpStream::connect(addr).await.ok(),
+            None => None,
+        };
+        let Some(mut stream) = stream else {
+            let why = format!("error forwarding port {port}: connection refused");
+            let mut msg = vec![1u8];
+            msg.extend_from_slice(why.as_bytes());
+            let _ = ws.send(Message::binary(msg)).await;
+            let _ = ws.close(None).await;
+            return;
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            tokio::select! {
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Binary(data))) if data.len() > 1 && data[0] == 0 => {
+                        if stream.write_all(&data[1..]).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+                n = stream.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut msg = Vec::with_capacity(n + 1);
+                        msg.push(0u8);
+                        msg.extend_from_slice(&buf[..n]);
+                        if ws.send(Message::binary(msg)).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    Response::builder()
+        .status(101)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, "v4.channel.k8s.io")
+        .body(Body::empty())
+        .expect("upgrade response")
 }
 
 /// `(ns/name:port, rest)` of a service proxy path.
@@ -1013,6 +1193,15 @@ impl State {
             builtin("", "v1", "Secret", "secrets", true, false),
             builtin("", "v1", "Service", "services", true, true),
             builtin("", "v1", "Event", "events", true, false),
+            builtin("", "v1", "Pod", "pods", true, true),
+            builtin(
+                "discovery.k8s.io",
+                "v1",
+                "EndpointSlice",
+                "endpointslices",
+                true,
+                false,
+            ),
             builtin("apps", "v1", "Deployment", "deployments", true, true),
             builtin(
                 "autoscaling",

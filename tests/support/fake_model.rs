@@ -44,9 +44,44 @@ pub struct FakeModel {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The server's TLS setup: the test certificate for 127.0.0.1 and localhost, signed by the
+/// test CA in tests/fixtures/tls.
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = crate::root().join("tests/fixtures/tls");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .expect("server.pem")
+        .collect::<Result<_, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("server.key");
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server certificate");
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// The test CA that signed the HTTPS server's certificate (for `SSL_CERT_FILE`).
+pub fn test_ca() -> std::path::PathBuf {
+    crate::root().join("tests/fixtures/tls/ca.pem")
+}
+
 impl FakeModel {
     /// Starts a server that knows `models`.
     pub fn start(models: &[&str]) -> FakeModel {
+        Self::serve(models, None)
+    }
+
+    /// Starts an HTTPS server that knows `models`, its certificate signed by [`test_ca`].
+    pub fn start_tls(models: &[&str]) -> FakeModel {
+        Self::serve(models, Some(tls_acceptor()))
+    }
+
+    fn serve(models: &[&str], tls: Option<tokio_rustls::TlsAcceptor>) -> FakeModel {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("non-blocking");
         let addr = listener.local_addr().expect("address");
@@ -73,11 +108,24 @@ impl FakeModel {
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
                             let st = st.clone();
+                            let tls = tls.clone();
                             tokio::spawn(async move {
                                 let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                    .await;
+                                let http = hyper::server::conn::http1::Builder::new();
+                                match tls {
+                                    None => {
+                                        let _ = http
+                                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                            .await;
+                                    }
+                                    Some(tls) => {
+                                        // A client that rejects the certificate ends here.
+                                        let Ok(stream) = tls.accept(stream).await else { return };
+                                        let _ = http
+                                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                            .await;
+                                    }
+                                }
                             });
                         }
                     }
@@ -96,6 +144,11 @@ impl FakeModel {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:PORT` (for a server from [`start_tls`](Self::start_tls)).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// The bound address.
