@@ -679,6 +679,20 @@ fn seldon_v2_models_with_gpus_are_pinned_to_a_server_per_gpu_request() {
         1
     );
     assert_eq!(servers[1]["spec"]["replicas"], 2);
+    // The pool of MIG slices carries the same accelerator label as the pool of whole A100s (and
+    // each slice is an `nvidia.com/gpu` there): a whole-GPU pod must rule the sliced nodes out.
+    let avoid = |pod: &Value| {
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"]
+            .clone()
+    };
+    assert_eq!(
+        avoid(&servers[1]["spec"]["podSpec"]),
+        serde_json::json!([
+            {"key": "cloud.google.com/gke-gpu-partition-size", "operator": "DoesNotExist"}
+        ])
+    );
+    assert!(mig["podSpec"].get("affinity").is_none(), "{mig}");
     let find = |kind: &str, name: &str| {
         bundle
             .manifests
@@ -694,4 +708,11 @@ fn seldon_v2_models_with_gpus_are_pinned_to_a_server_per_gpu_request() {
     assert_eq!(canary["spec"]["server"], "triton-a100-80gb-1");
     let cpu = find("Model", "doc-classifier");
     assert!(cpu["spec"].get("server").is_none(), "{cpu}");
+    let table = find("Deployment", "table-extractor");
+    assert_eq!(
+        avoid(&table["spec"]["template"]["spec"])[0]["key"],
+        "cloud.google.com/gke-gpu-partition-size"
+    );
+    let layout = find("InferenceService", "layout-parser");
+    assert!(layout["spec"]["predictor"].get("affinity").is_none());
 }

@@ -332,6 +332,10 @@ pub struct SchedulingCtx {
     pub tolerations: Vec<Toleration>,
     /// runtimeClassName (`nvidia` on k3s).
     pub runtime_class: Option<&'static str>,
+    /// Node labels the pod's node must not carry (a required node affinity with `DoesNotExist`):
+    /// on GKE a partitioned or time-shared pool carries the same accelerator label as a whole-GPU
+    /// pool, so a model that wants whole GPUs must rule those pools out by their own labels.
+    pub avoid_labels: Vec<&'static str>,
 }
 
 /// A toleration.
@@ -772,10 +776,7 @@ pub fn scheduling(cluster: &ClusterModel, gpu: Option<&GpuUse>) -> SchedulingCtx
     if gpu.shared {
         match plat.sharing {
             SharingSupport::GkeTimeSharing => {
-                node_selector.insert(
-                    "cloud.google.com/gke-gpu-sharing-strategy".into(),
-                    "time-sharing".into(),
-                );
+                node_selector.insert(GKE_SHARING_LABEL.into(), "time-sharing".into());
             }
             SharingSupport::GpuOperator => {
                 // GPU feature discovery names the product of a time-sliced GPU `<product>-SHARED`.
@@ -787,6 +788,18 @@ pub fn scheduling(cluster: &ClusterModel, gpu: Option<&GpuUse>) -> SchedulingCtx
                 }
             }
         }
+    }
+    let mut avoid_labels = Vec::new();
+    if let (MigSupport::GkePartition { node_label }, None) = (&plat.mig, gpu.mig) {
+        if cut_pool_of(cluster, gpu, |p| p.mig.is_some()) {
+            avoid_labels.push(*node_label);
+        }
+    }
+    if plat.sharing == SharingSupport::GkeTimeSharing
+        && !gpu.shared
+        && cut_pool_of(cluster, gpu, |p| p.share.is_some())
+    {
+        avoid_labels.push(GKE_SHARING_LABEL);
     }
     if let Some(profile) = gpu.mig {
         match plat.mig {
@@ -819,7 +832,20 @@ pub fn scheduling(cluster: &ClusterModel, gpu: Option<&GpuUse>) -> SchedulingCtx
             && cluster.distribution == Some(Distribution::K3s)
             && gpu.vendor == Vendor::Nvidia)
             .then_some("nvidia"),
+        avoid_labels,
     }
+}
+
+/// GKE labels the nodes of a time-shared GPU pool with this key.
+const GKE_SHARING_LABEL: &str = "cloud.google.com/gke-gpu-sharing-strategy";
+
+/// Whether `cluster` has a pool of the same accelerator as `gpu` whose GPUs are cut (`cut` says how).
+fn cut_pool_of(cluster: &ClusterModel, gpu: &GpuUse, cut: impl Fn(&GpuUse) -> bool) -> bool {
+    cluster
+        .node_pools
+        .iter()
+        .filter_map(|p| p.gpu.as_ref())
+        .any(|p| p.kind == gpu.kind && cut(p))
 }
 
 /// The GPU operator's MIG manager cuts a node's GPUs as this label says.
