@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Protocol, Runtime, Server};
+use crate::config::{LlmKind, Protocol, Runtime, Server};
 use crate::security::{PodSecurity, Security};
 
 /// A Kubernetes kind by apiVersion and kind.
@@ -390,6 +390,60 @@ pub struct RuntimeSpec {
     pub reach: Reach,
     /// Pod Security level, pod hardening and NetworkPolicy inputs (docs/security.md).
     pub security: Security,
+    /// Its prepackaged servers fetch `hf://` URIs (a Hugging Face model id).
+    pub hf_uris: bool,
+    /// How it serves language models (`server: vllm`).
+    pub llm: LlmServing,
+}
+
+/// How a runtime serves language models (`server: vllm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LlmServing {
+    /// It does not, and why (validation says so).
+    Unsupported(&'static str),
+    /// It does, with these objects: the first is the default, others are chosen by `llm.kind`.
+    Serves(&'static [LlmObject]),
+}
+
+/// An object that serves a language model with vLLM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmObject {
+    /// The `llm.kind` that selects it (None: the runtime's only way).
+    pub kind: Option<LlmKind>,
+    /// The object and its readiness.
+    pub watched: Watched,
+    /// `modelUri` schemes it fetches (`hf`, `s3`, `gs`, `pvc`).
+    pub schemes: &'static [&'static str],
+    /// Path prefix of the OpenAI-compatible routes on its endpoint.
+    pub openai_prefix: &'static str,
+    /// Port of the Service `mldeploy test` reaches the model on.
+    pub service_port: u16,
+    /// Where requests go (docs/llm.md shows the same URLs).
+    pub endpoint: Endpoint,
+    /// Keeps downloaded `hf://` weights on a cache PVC (`cache`).
+    pub cache: bool,
+    /// What the cluster needs besides the runtime's operator (validation hints and docs).
+    pub prerequisites: Option<&'static str>,
+}
+
+/// Port of vLLM's OpenAI-compatible server (`vllm serve --port`).
+pub const VLLM_PORT: u16 = 8000;
+
+/// The LLM object of a runtime for `kind` (the default when None); Err says why there is none.
+pub fn llm_object(runtime: Runtime, kind: Option<LlmKind>) -> Result<&'static LlmObject, String> {
+    let rt = spec(runtime);
+    match rt.llm {
+        LlmServing::Unsupported(why) => Err(why.to_string()),
+        LlmServing::Serves(objects) => match kind {
+            None => objects.first().ok_or_else(|| "no LLM object".into()),
+            Some(k) => objects
+                .iter()
+                .find(|o| o.kind == Some(k))
+                .ok_or_else(|| format!("runtime `{}` has no `llm.kind` choice", runtime.name())),
+        },
+    }
 }
 
 /// Readiness of kinds that are not a runtime's serving object but are still waited on.
@@ -397,6 +451,51 @@ const EXPERIMENT: Watched = Watched {
     kind: Kind {
         api_version: "mlops.seldon.io/v1alpha1",
         kind: "Experiment",
+    },
+    readiness: Readiness::ReadyCondition,
+};
+
+/// KServe objects that serve language models.
+const KSERVE_LLM: &[LlmObject] = &[
+    LlmObject {
+        kind: Some(LlmKind::Inferenceservice),
+        watched: Watched {
+            kind: Kind {
+                api_version: "serving.kserve.io/v1beta1",
+                kind: "InferenceService",
+            },
+            readiness: Readiness::ReadyCondition,
+        },
+        schemes: &["hf", "s3", "gs", "pvc"],
+        // KServe's Hugging Face runtime serves the OpenAI routes under /openai.
+        openai_prefix: "/openai",
+        service_port: 80,
+        endpoint: Endpoint::Status(&["/status/url", "/status/address/url"]),
+        cache: true,
+        prerequisites: None,
+    },
+    LlmObject {
+        kind: Some(LlmKind::Llmisvc),
+        watched: LLM_INFERENCE_SERVICE,
+        schemes: &["hf", "s3", "pvc"],
+        openai_prefix: "",
+        service_port: 80,
+        endpoint: Endpoint::Status(&["/status/url", "/status/addresses/0/url"]),
+        cache: false,
+        prerequisites: Some(
+            "KServe's LLMInferenceService controller (the kserve-llmisvc Helm chart, with its \
+             CRDs and LLMInferenceServiceConfig presets), the Gateway API CRDs and a Gateway \
+             (the Inference Extension's InferencePool CRDs for the scheduler); `mldeploy infra` \
+             installs KServe but not these",
+        ),
+    },
+];
+
+/// KServe's LLMInferenceService: waited on through its `Ready` condition.
+pub const LLM_INFERENCE_SERVICE: Watched = Watched {
+    kind: Kind {
+        api_version: "serving.kserve.io/v1alpha2",
+        kind: "LLMInferenceService",
     },
     readiness: Readiness::ReadyCondition,
 };
@@ -486,6 +585,12 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             intra_namespace: false,
             fetches_artifact: true,
         },
+        hf_uris: false,
+        llm: LlmServing::Unsupported(
+            "Seldon Core v1 has no vLLM server: its HUGGINGFACE_SERVER runs a transformers \
+             pipeline in MLServer, without an OpenAI-compatible API, tensor parallelism or a \
+             paged KV cache, and its rclone initializer cannot fetch `hf://`",
+        ),
     },
     RuntimeSpec {
         runtime: Runtime::SeldonV2,
@@ -546,6 +651,12 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             intra_namespace: true,
             fetches_artifact: false,
         },
+        hf_uris: false,
+        llm: LlmServing::Unsupported(
+            "Seldon Core v2 places models on shared MLServer and Triton Servers; neither runs \
+             vLLM with an OpenAI-compatible API in the open-source runtime, and its rclone agent \
+             cannot fetch `hf://`",
+        ),
     },
     RuntimeSpec {
         runtime: Runtime::Kserve,
@@ -598,6 +709,14 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
                     prefix: "/openai",
                     port: None,
                 },
+                // Language models run on the same runtime (vLLM backend); an
+                // LLMInferenceService has no prefix (`LlmObject::openai_prefix`).
+                ServerReach {
+                    server: Server::Vllm,
+                    protocol: Protocol::Openai,
+                    prefix: "/openai",
+                    port: None,
+                },
                 // The MLflow and Triton runtimes speak only v2.
                 ServerReach {
                     server: Server::Triton,
@@ -626,6 +745,8 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             intra_namespace: false,
             fetches_artifact: true,
         },
+        hf_uris: true,
+        llm: LlmServing::Serves(KSERVE_LLM),
     },
     RuntimeSpec {
         runtime: Runtime::Deployment,
@@ -657,7 +778,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             ready_defaults_to_zero: true,
         },
         endpoint: Endpoint::Url("http://{name}.{namespace}.svc:{port}"),
-        // Our own Service, on the model's port.
+        // Our own Service, on the model's port (vLLM's OpenAI port for a language model).
         reach: Reach {
             service: "{name}",
             canary_service: "{name}",
@@ -665,7 +786,12 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             model_header: None,
             canary_model: "{name}",
             protocol: Protocol::OipV2,
-            servers: &[],
+            servers: &[ServerReach {
+                server: Server::Vllm,
+                protocol: Protocol::Openai,
+                prefix: "",
+                port: Some(VLLM_PORT),
+            }],
         },
         security: Security {
             pod_security: PodSecurity::Restricted,
@@ -679,6 +805,25 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             intra_namespace: false,
             fetches_artifact: false,
         },
+        hf_uris: false,
+        llm: LlmServing::Serves(&[LlmObject {
+            kind: None,
+            watched: Watched {
+                kind: Kind {
+                    api_version: "apps/v1",
+                    kind: "Deployment",
+                },
+                readiness: Readiness::Rollout,
+            },
+            // vLLM downloads from the Hub itself and reads a mounted claim; it has no S3 or GCS
+            // client of its own.
+            schemes: &["hf", "pvc"],
+            openai_prefix: "",
+            service_port: VLLM_PORT,
+            endpoint: Endpoint::Url("http://{name}.{namespace}.svc:8000"),
+            cache: true,
+            prerequisites: None,
+        }]),
     },
 ];
 
@@ -708,7 +853,15 @@ pub fn names_where(pred: impl Fn(&RuntimeSpec) -> bool) -> String {
 pub fn readiness_of(kind: &str) -> Option<Readiness> {
     RUNTIMES
         .iter()
-        .flat_map(|r| std::iter::once(&r.serving).chain(r.also_watched))
+        .flat_map(|r| {
+            let llm = match r.llm {
+                LlmServing::Serves(objects) => objects,
+                LlmServing::Unsupported(_) => &[],
+            };
+            std::iter::once(&r.serving)
+                .chain(r.also_watched)
+                .chain(llm.iter().map(|o| &o.watched))
+        })
         .find(|w| w.kind.kind == kind)
         .map(|w| w.readiness)
         .filter(|r| r.waits())
@@ -801,6 +954,9 @@ pub const SERVERS: &[ServerSpec] = &[
         &["huggingface"],
         "mlserver",
     ),
+    // Served by the runtimes' LLM objects (`RuntimeSpec::llm`): on KServe, the Hugging Face
+    // runtime with its vLLM backend. Seldon has no vLLM server (its names stay empty).
+    server_row(Server::Vllm, "", "huggingface", &[], ""),
 ];
 
 /// The row of `server`.
@@ -829,6 +985,7 @@ mod tests {
             Server::Tensorflow,
             Server::Triton,
             Server::Huggingface,
+            Server::Vllm,
         ] {
             assert_eq!(server(s).server, s);
         }

@@ -53,10 +53,12 @@ pub async fn status(api: &Api, env: &Env) -> Result<Vec<ModelStatus>, ClusterErr
             Ok(()) => "ready".into(),
         };
         let (desired, ready) = spec.status.read(&obj);
-        let port = match &m.source {
-            Source::Image { port, .. } => Some(*port),
-            _ => None,
+        let (server, image_port) = match &m.source {
+            Source::Image { port, .. } => (None, Some(*port)),
+            Source::Prepackaged { server, .. } => (Some(*server), None),
         };
+        // The Service port `test` reaches (a custom image's, or vLLM's on a Deployment).
+        let port = Some(spec.reach.resolve(&m.name, server, image_port, false).port);
         out.push(ModelStatus {
             name: m.name.clone(),
             runtime: m.runtime.name().into(),

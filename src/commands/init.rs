@@ -133,7 +133,7 @@ defaults:                          # every model inherits these; a model overrid
 models:
   # A prepackaged server: the runtime loads the artifact at modelUri.
   - name: classifier
-    server: sklearn                # sklearn | xgboost | mlflow | tensorflow | triton | huggingface
+    server: sklearn                # sklearn | xgboost | mlflow | tensorflow | triton | huggingface | vllm
     modelUri: gs://my-bucket/models/classifier/v1
   # A custom container image (the "ship a Docker" case), on a GPU.
   - name: detector
@@ -145,6 +145,15 @@ models:
     env: {{LOG_LEVEL: info}}
     # secretEnv: [{{name: API_KEY, secret: detector-secrets, key: api-key}}]
     # autoscale: {{min: 1, max: 4, cpuUtilization: 70}}
+  # A language model from Hugging Face, served by vLLM with an OpenAI-compatible API (docs/llm.md).
+  # - name: chat
+  #   server: vllm
+  #   modelUri: hf://Qwen/Qwen2.5-7B-Instruct      # hf://org/name[:revision], s3://, gs://, pvc://
+  #   gpu: {{type: {gpu}, count: 1}}
+  #   hfTokenSecret: {{name: hf-token, key: HF_TOKEN}}   # gated models: a Secret you create
+  #   llm: {{params: 7b, maxModelLen: 8192}}           # also dtype, quantization, tensorParallel,
+  #                                                  # gpuMemoryUtilization, extraArgs, kind: llmisvc
+  #   cache: {{size: 40Gi}}                          # a claim that keeps the weights across restarts
 
 clusters:
 {cluster}

@@ -156,6 +156,9 @@ pub enum Server {
     Triton,
     /// Hugging Face transformers.
     Huggingface,
+    /// vLLM: a language model from Hugging Face (`hf://org/name`) behind an OpenAI-compatible
+    /// API, set up by the `llm` block.
+    Vllm,
 }
 
 impl Server {
@@ -168,6 +171,7 @@ impl Server {
             Server::Tensorflow => "tensorflow",
             Server::Triton => "triton",
             Server::Huggingface => "huggingface",
+            Server::Vllm => "vllm",
         }
     }
 }
@@ -189,10 +193,20 @@ pub struct ModelSpec {
     pub port: Option<u16>,
     /// Prepackaged model server (needs `modelUri`).
     pub server: Option<Server>,
-    /// Where the model artifact lives (gs://, s3://, https://, pvc://…).
+    /// Where the model artifact lives (gs://, s3://, https://, pvc://…; for `server: vllm`
+    /// also `hf://org/name[:revision]`, a Hugging Face model id).
     pub model_uri: Option<String>,
     /// Secret with credentials for `modelUri`.
     pub storage_secret: Option<String>,
+    /// The Secret (by name and key) that holds a Hugging Face token, set as `HF_TOKEN` for gated
+    /// models. Only the reference is written; the token never passes through mldeploy.
+    pub hf_token_secret: Option<SecretKeyRef>,
+    /// Language-model settings of `server: vllm`.
+    pub llm: Option<Llm>,
+    /// A PersistentVolumeClaim that keeps downloaded weights, so a restart or a new replica does
+    /// not download them again (set it under `defaults` or an environment's
+    /// `overrides.defaults` for every model there).
+    pub cache: Option<Cache>,
     /// Desired replicas (when not autoscaled). Default 1.
     pub replicas: Option<i64>,
     /// CPU and memory requested (and limited) per replica.
@@ -327,6 +341,152 @@ pub struct SecretEnv {
     pub secret: String,
     /// Key in the Secret.
     pub key: String,
+}
+
+/// A key of a Secret.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: Option<String>,
+    /// Key in the Secret. Default `HF_TOKEN`.
+    pub key: Option<String>,
+}
+
+/// What vLLM is told about a language model. Everything is optional: vLLM reads the rest from
+/// the model's own config.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Llm {
+    /// Which KServe object serves it (runtime `kserve`): `inferenceservice` (default; KServe's
+    /// Hugging Face runtime with the vLLM backend) or `llmisvc` (an LLMInferenceService,
+    /// `serving.kserve.io/v1alpha2`, which needs KServe's LLM controller and a Gateway).
+    pub kind: Option<LlmKind>,
+    /// Parameter count (`7b`, `0.5b`, `70b`, `1.5B`, `500m`): with the dtype or quantization,
+    /// validation checks that the weights fit the GPUs.
+    pub params: Option<Scalar>,
+    /// Longest context in tokens (`--max-model-len`). Default: the model's own.
+    pub max_model_len: Option<i64>,
+    /// Weight and activation type (`--dtype`). Default `auto` (the checkpoint's, usually
+    /// bfloat16).
+    pub dtype: Option<Dtype>,
+    /// Quantization method of the checkpoint (`--quantization`).
+    pub quantization: Option<Quantization>,
+    /// Share of each GPU's memory vLLM may use, above 0 and at most 1
+    /// (`--gpu-memory-utilization`). Default 0.9.
+    pub gpu_memory_utilization: Option<f64>,
+    /// GPUs one model replica is split across (`--tensor-parallel-size`). Default: the GPU
+    /// count; it must divide it.
+    pub tensor_parallel: Option<i64>,
+    /// More `vllm serve` arguments, passed as written (`--enable-prefix-caching`).
+    pub extra_args: Option<Vec<String>>,
+    /// vLLM image of runtime `deployment`. Default: `vllm/vllm-openai` at the tag mldeploy pins
+    /// (`mldeploy schema` and docs/llm.md name it); pin your own tag or mirror here.
+    pub image: Option<String>,
+}
+
+/// The KServe object of a language model.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmKind {
+    /// An InferenceService with KServe's Hugging Face runtime (vLLM backend).
+    Inferenceservice,
+    /// An LLMInferenceService (`serving.kserve.io/v1alpha2`).
+    Llmisvc,
+}
+
+/// Weight type of a language model (vLLM `--dtype`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// The checkpoint's own (bfloat16 or float16 for current models).
+    Auto,
+    /// 16-bit float (`half`).
+    #[serde(alias = "half")]
+    Float16,
+    /// 16-bit brain float.
+    Bfloat16,
+    /// 32-bit float (`float`).
+    #[serde(alias = "float")]
+    Float32,
+}
+
+impl Dtype {
+    /// The `--dtype` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Auto => "auto",
+            Dtype::Float16 => "float16",
+            Dtype::Bfloat16 => "bfloat16",
+            Dtype::Float32 => "float32",
+        }
+    }
+}
+
+/// Quantization method of a checkpoint (vLLM `--quantization`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// AWQ, 4-bit weights.
+    Awq,
+    /// GPTQ, 4-bit weights.
+    Gptq,
+    /// FP8 weights (Ada, Hopper and newer GPUs).
+    Fp8,
+    /// bitsandbytes, 4-bit weights quantized at load.
+    Bitsandbytes,
+}
+
+impl Quantization {
+    /// The `--quantization` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::Awq => "awq",
+            Quantization::Gptq => "gptq",
+            Quantization::Fp8 => "fp8",
+            Quantization::Bitsandbytes => "bitsandbytes",
+        }
+    }
+}
+
+/// A PersistentVolumeClaim for a model's weights.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cache {
+    /// Size as a Kubernetes quantity (`200Gi`): room for the weights, with some to spare.
+    pub size: Option<Scalar>,
+    /// StorageClass. Default: the cluster's default class.
+    pub storage_class: Option<String>,
+    /// `ReadWriteOnce` (default: replicas share it only on one node) or `ReadWriteMany` (a
+    /// class that supports it, such as Filestore, EFS or Azure Files, for replicas on many nodes).
+    pub access_mode: Option<AccessMode>,
+}
+
+/// Access mode of a PersistentVolumeClaim.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+pub enum AccessMode {
+    /// Mounted read-write by one node.
+    ReadWriteOnce,
+    /// Mounted read-write by many nodes.
+    ReadWriteMany,
+}
+
+impl AccessMode {
+    /// The Kubernetes name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+        }
+    }
 }
 
 /// Horizontal autoscaling bounds.
@@ -669,6 +829,9 @@ pub struct Environment {
     /// digest, `repo@sha256:…`).
     #[serde(default)]
     pub production: bool,
+    /// A weight cache for every language model (`server: vllm`) of the environment that does
+    /// not set its own `cache`: one claim per model, of this size and class.
+    pub cache: Option<Cache>,
 }
 
 /// NetworkPolicies mldeploy renders in an environment's namespace.

@@ -2,6 +2,7 @@
 //! resolved model per environment, check every rule of the contract, and report every problem
 //! at once with the location of the value that caused it.
 
+pub mod llm;
 pub mod names;
 pub mod quantity;
 pub mod slo;
@@ -318,6 +319,9 @@ pub struct Model {
     /// How `mldeploy test` talks to it.
     #[serde(skip_serializing_if = "slo::TestSettings::is_empty")]
     pub test: slo::TestSettings,
+    /// Language-model settings (`server: vllm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<llm::Llm>,
 }
 
 /// Autoscaling bounds.
@@ -346,6 +350,8 @@ pub struct Canary {
 struct Checker<'a> {
     root: &'a Node,
     problems: Vec<Problem>,
+    /// What works but is risky (a tight GPU fit): printed by `validate`, never fatal.
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
@@ -390,6 +396,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     let mut ck = Checker {
         root: &loaded.root,
         problems: loaded.problems.clone(),
+        warnings: Vec::new(),
     };
 
     ck.label(&[key("project")], "project", &cfg.project);
@@ -529,7 +536,16 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             root: &loaded.root,
             env: Some(env_name),
         };
-        let models = resolve_models(&mut ck, &layers, cluster, env_name);
+        let env_cache = env.cache.as_ref().filter(|c| match llm::cache_problems(c) {
+            Ok(_) => true,
+            Err(problems) => {
+                for (field, message, hint) in problems {
+                    ck.at(&join(&epath, &[key("cache"), key(field)]), message, hint);
+                }
+                false
+            }
+        });
+        let models = resolve_models(&mut ck, &layers, cluster, env_name, env_cache);
         environments.insert(
             env_name.clone(),
             Env {
@@ -548,7 +564,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             root: &loaded.root,
             env: None,
         };
-        resolve_models(&mut ck, &layers, None, "");
+        resolve_models(&mut ck, &layers, None, "", None);
     }
 
     let gitops = cfg.gitops.as_ref().map(|g| Gitops {
@@ -592,7 +608,12 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
     });
 
     if ck.problems.is_empty() {
-        let warnings = security_warnings(&ck, cfg, &clusters, &environments);
+        let mut warnings = security_warnings(&ck, cfg, &clusters, &environments);
+        for w in std::mem::take(&mut ck.warnings) {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
         Ok(Project {
             name: cfg.project.clone(),
             labels,
@@ -1567,6 +1588,8 @@ impl<'a> EnvLayers<'a> {
 struct ModelCheck<'a> {
     node: &'a Node,
     found: Vec<(Vec<Seg>, Loc, String, Option<String>)>,
+    /// Warnings, in the same form.
+    warned: Vec<(Vec<Seg>, Loc, String, Option<String>)>,
 }
 
 impl ModelCheck<'_> {
@@ -1579,6 +1602,13 @@ impl ModelCheck<'_> {
         };
         self.found.push((rel, loc, message.into(), hint));
     }
+
+    fn warn(&mut self, rel: &[Seg], message: &str, hint: &str) {
+        self.at(rel, message, Some(hint.to_string()));
+        if let Some(w) = self.found.pop() {
+            self.warned.push(w);
+        }
+    }
 }
 
 fn resolve_models(
@@ -1586,6 +1616,7 @@ fn resolve_models(
     layers: &EnvLayers<'_>,
     cluster: Option<&ClusterModel>,
     env_name: &str,
+    env_cache: Option<&config::Cache>,
 ) -> Vec<Model> {
     let count = match &layers.root.get("models").map(|n| &n.value) {
         Some(Value::Seq(items)) => items.len(),
@@ -1615,11 +1646,17 @@ fn resolve_models(
         let mut mc = ModelCheck {
             node: &merged,
             found: Vec::new(),
+            warned: Vec::new(),
         };
-        let model = check_model(&mut mc, &spec, cluster, env_name);
+        let model = check_model(&mut mc, &spec, cluster, env_name, env_cache);
         for (rel, loc, message, hint) in mc.found {
             let path = layers.origin(index, name.as_deref(), &rel, loc);
             ck.problems
+                .push(Problem::new(Some(loc), path_string(&path), message).maybe_hint(hint));
+        }
+        for (rel, loc, message, hint) in mc.warned {
+            let path = layers.origin(index, name.as_deref(), &rel, loc);
+            ck.warnings
                 .push(Problem::new(Some(loc), path_string(&path), message).maybe_hint(hint));
         }
         out.extend(model);
@@ -1634,6 +1671,7 @@ fn check_model(
     spec: &ModelSpec,
     cluster: Option<&ClusterModel>,
     env_name: &str,
+    env_cache: Option<&config::Cache>,
 ) -> Option<Model> {
     let before = mc.found.len();
     let name = spec.name.clone().unwrap_or_default();
@@ -1653,6 +1691,7 @@ fn check_model(
         check_gpu_fit(mc, g, c, env_name);
     }
     check_placement(mc, spec, rt, gpu.as_ref(), cluster);
+    let llm = llm::check_llm(mc, spec, rt, gpu.as_ref(), cluster, env_cache);
     let (env, secret_env) = check_env(mc, spec);
     let autoscale = check_autoscale(mc, spec, rt);
     let canary = check_canary(mc, spec, rt, source.as_ref());
@@ -1676,6 +1715,7 @@ fn check_model(
         canary,
         slo,
         test,
+        llm,
     })
 }
 
@@ -1795,7 +1835,11 @@ fn check_runtime_serves(mc: &mut ModelCheck<'_>, spec: &ModelSpec, rt: &RuntimeS
             )),
         );
     }
-    if spec.server.is_some() && spec.image.is_none() && !rt.prepackaged {
+    // Language models are served by the runtime's LLM objects (`RuntimeSpec::llm`), which
+    // `llm::check_llm` checks.
+    let llm = spec.server == Some(Server::Vllm)
+        && matches!(rt.llm, crate::runtime::LlmServing::Serves(_));
+    if spec.server.is_some() && spec.image.is_none() && !rt.prepackaged && !llm {
         mc.at(
             &[key("server")],
             format!("runtime `{name}` serves custom images only (`image`)"),
@@ -1874,6 +1918,7 @@ fn check_model_gpu(
     let mut gck = Checker {
         root: mc.node,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let found = check_gpu(&mut gck, &[key("gpu")], cloud, req, &where_, GpuRole::Model);
     for p in gck.problems {

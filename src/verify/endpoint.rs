@@ -652,6 +652,7 @@ mod tests {
             }),
             slo: Default::default(),
             test: Default::default(),
+            llm: None,
         }
     }
 

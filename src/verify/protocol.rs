@@ -25,9 +25,19 @@ pub fn default_for(m: &Model) -> Protocol {
 /// The path prefix under which a model's runtime serves `protocol` (KServe's Hugging Face
 /// runtime puts the OpenAI routes under `/openai`).
 pub fn prefix_for(m: &Model, protocol: Protocol) -> &'static str {
+    // KServe's LLMInferenceService serves vLLM's routes without KServe's /openai prefix.
+    if let (Some(object), Protocol::Openai) = (llm_object(m), protocol) {
+        return object.openai_prefix;
+    }
     crate::runtime::spec(m.runtime)
         .reach
         .prefix_of(server_of(m), protocol)
+}
+
+/// The object that serves a language model (its runtime row's LLM object), if `m` is one.
+fn llm_object(m: &Model) -> Option<&'static crate::runtime::LlmObject> {
+    let llm = m.llm.as_ref()?;
+    crate::runtime::llm_object(m.runtime, llm.kind).ok()
 }
 
 /// One HTTP request of a smoke test or a load test, relative to the endpoint's base.
