@@ -790,10 +790,10 @@ pub fn scheduling(cluster: &ClusterModel, gpu: Option<&GpuUse>) -> SchedulingCtx
         }
     }
     let mut avoid_labels = Vec::new();
-    if let (MigSupport::GkePartition { node_label }, None) = (&plat.mig, gpu.mig) {
-        if cut_pool_of(cluster, gpu, |p| p.mig.is_some()) {
-            avoid_labels.push(*node_label);
-        }
+    if let (MigSupport::GkePartition { node_label }, None) = (&plat.mig, gpu.mig)
+        && cut_pool_of(cluster, gpu, |p| p.mig.is_some())
+    {
+        avoid_labels.push(*node_label);
     }
     if plat.sharing == SharingSupport::GkeTimeSharing
         && !gpu.shared
