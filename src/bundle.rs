@@ -647,15 +647,28 @@ impl Bundle {
     /// written through. Returns the paths written.
     pub fn write_to(&self, dir: &Path) -> Result<Vec<String>, RenderError> {
         let files = self.files();
-        for sub in ["manifests", "terraform"] {
-            let wanted: std::collections::BTreeMap<String, String> = files
-                .iter()
-                .filter_map(|(rel, text)| {
-                    let name = rel.strip_prefix(sub)?.strip_prefix('/')?;
-                    Some((name.to_string(), text.clone()))
-                })
-                .collect();
-            crate::fsx::sync_folder(dir, sub, &wanted, |_| true)?;
+        let subs = ["manifests", "terraform"];
+        let wanted: Vec<std::collections::BTreeMap<String, String>> = subs
+            .iter()
+            .map(|sub| {
+                files
+                    .iter()
+                    .filter_map(|(rel, text)| {
+                        let name = rel.strip_prefix(sub)?.strip_prefix('/')?;
+                        Some((name.to_string(), text.clone()))
+                    })
+                    .collect()
+            })
+            .collect();
+        // Both folders are checked before either is changed: a refusal in terraform/ (a
+        // hand-written file, a link) must not leave manifests/ already rewritten.
+        let plans = subs
+            .iter()
+            .zip(&wanted)
+            .map(|(sub, wanted)| crate::fsx::plan_folder(dir, sub, wanted, |_| true))
+            .collect::<Result<Vec<_>, _>>()?;
+        for plan in plans {
+            plan.commit()?;
         }
         Ok(files.into_iter().map(|(rel, _)| rel).collect())
     }

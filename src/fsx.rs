@@ -457,6 +457,32 @@ pub fn sync_folder(
     wanted: &BTreeMap<String, String>,
     candidate: impl Fn(&str) -> bool,
 ) -> Result<Synced, FileError> {
+    plan_folder(root, sub, wanted, candidate)?.commit()
+}
+
+/// What [`sync_folder`] will do to one folder, checked but not yet done: plan every folder an
+/// output touches first, and commit only when all of them passed, so that a refusal in one
+/// folder leaves the others as they were.
+#[derive(Debug)]
+pub struct FolderPlan<'a> {
+    root: &'a Path,
+    sub: &'a str,
+    dir: PathBuf,
+    wanted: &'a BTreeMap<String, String>,
+    /// What the folder held at wanted names (each `lstat`ed once).
+    present: BTreeMap<String, Metadata>,
+    /// The names it will write and delete.
+    pub synced: Synced,
+}
+
+/// Checks what [`sync_folder`] would change in `root/sub`, changing nothing but creating the
+/// folder itself when it is missing.
+pub fn plan_folder<'a>(
+    root: &'a Path,
+    sub: &'a str,
+    wanted: &'a BTreeMap<String, String>,
+    candidate: impl Fn(&str) -> bool,
+) -> Result<FolderPlan<'a>, FileError> {
     if let Some(bad) = wanted
         .keys()
         .find(|n| !is_plain_relative(n) || n.contains('/'))
@@ -466,7 +492,7 @@ pub fn sync_folder(
     let dir = ensure_dir(root, sub)?;
     let mut synced = Synced::default();
     // What one listing of the folder found at wanted names (each `lstat`ed once): the checks
-    // and the writes below use it rather than looking at each path again.
+    // and the writes use it rather than looking at each path again.
     let mut present: BTreeMap<String, Metadata> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).map_err(|e| FileError::io(&dir, e))? {
         let entry = entry.map_err(|e| FileError::io(&dir, e))?;
@@ -505,27 +531,40 @@ pub fn sync_folder(
         .extend(wanted.keys().filter(|n| !present.contains_key(*n)).cloned());
     synced.written.sort();
     synced.removed.sort();
-    // Everything was checked; now change the folder.
-    let rel = |n: &str| {
-        if sub.is_empty() {
-            n.to_string()
-        } else {
-            format!("{sub}/{n}")
+    Ok(FolderPlan {
+        root,
+        sub,
+        dir,
+        wanted,
+        present,
+        synced,
+    })
+}
+
+impl FolderPlan<'_> {
+    /// Does what was planned: deletes, then writes (each write atomic).
+    pub fn commit(self) -> Result<Synced, FileError> {
+        let rel = |n: &str| {
+            if self.sub.is_empty() {
+                n.to_string()
+            } else {
+                format!("{}/{n}", self.sub)
+            }
+        };
+        for name in &self.synced.removed {
+            remove(self.root, &rel(name))?;
         }
-    };
-    for name in &synced.removed {
-        remove(root, &rel(name))?;
+        for name in &self.synced.written {
+            write_in(
+                &self.dir,
+                name,
+                self.present.get(name),
+                self.wanted[name].as_bytes(),
+                WriteOptions::default(),
+            )?;
+        }
+        Ok(self.synced)
     }
-    for name in &synced.written {
-        write_in(
-            &dir,
-            name,
-            present.get(name),
-            wanted[name].as_bytes(),
-            WriteOptions::default(),
-        )?;
-    }
-    Ok(synced)
 }
 
 #[cfg(test)]

@@ -454,3 +454,36 @@ fn init_and_man_do_not_write_through_links_or_over_hand_written_files() {
         "mine\n"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn render_out_refused_in_terraform_leaves_manifests_as_they_were() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = minimal_in(work.path());
+    let out_dir = work.path().join("out");
+    let out = render_out(&config, &out_dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut tf: Vec<PathBuf> = std::fs::read_dir(out_dir.join("terraform"))
+        .expect("terraform/ rendered")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    tf.sort();
+    // The user takes over one Terraform file; then the config gains a model.
+    std::fs::write(&tf[0], "# my own\n").expect("write");
+    let bigger = SMALL.replace(
+        "models:\n",
+        "models:\n  - name: second\n    image: r.example.com/second:1\n",
+    );
+    config_in(work.path(), &bigger);
+    let before = tree(&out_dir.join("manifests"));
+    let out = render_out(&config, &out_dir);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was not written by mldeploy"),
+        "{}",
+        stderr(&out)
+    );
+    // Checked before anything changed: manifests/ does not hold half of the new render.
+    assert_eq!(tree(&out_dir.join("manifests")), before);
+    assert_eq!(std::fs::read_to_string(&tf[0]).expect("read"), "# my own\n");
+}
