@@ -538,3 +538,73 @@ fn a_namespace_gets_its_network_policies_and_enforces_restricted_pod_security() 
 
     p.run(&["delete", "--yes"]).assert().success();
 }
+
+#[test]
+#[ignore = "needs a real API server: eval \"$(../shared/kube/up.sh)\" (.ci/run does), then cargo test -- --ignored"]
+fn infra_on_a_fresh_machine_finds_state_kept_under_the_old_secret_name() {
+    let ns = unique("tfstate");
+    let project = unique("oldstate");
+    let p = Project::new(&format!(
+        "version: 1\nproject: {project}\nmodels:\n  - {{name: m, image: r.example.com/m:1}}\n\
+         clusters:\n  test:\n    cloud: onprem\n    distribution: other\n    \
+         state: {{kubernetes: {{namespace: {ns}}}}}\nenvironments:\n  e: {{cluster: test}}\n"
+    ));
+    // A stand-in for Terraform that says so if it is ever run.
+    let fake = p.dir.path().join("fake-terraform");
+    std::fs::write(&fake, "#!/bin/sh\necho 'fake terraform ran' >&2\nexit 1\n").expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    apply_as(
+        "test",
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    );
+    let secret = |name: String| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": ns}, "data": {"tfstate": ""}})
+    };
+    // State under the name earlier versions used, none under the new one: stop before Terraform.
+    apply_as(
+        "terraform",
+        "secrets",
+        secret(format!("tfstate-default-{project}-test")),
+    );
+    let fake_arg = fake.display().to_string();
+    p.run(&[
+        "infra",
+        "plan",
+        "--cluster",
+        "test",
+        "--terraform",
+        &fake_arg,
+    ])
+    .assert()
+    .code(1)
+    .stderr(
+        predicate::str::contains(format!("tfstate-default-{project}-test"))
+            .and(predicate::str::contains(format!(
+                "secretSuffix: {project}-test"
+            )))
+            .and(predicate::str::contains("fake terraform ran").not()),
+    );
+    // Both names present: the new one is in use; Terraform runs.
+    apply_as(
+        "terraform",
+        "secrets",
+        secret(format!("tfstate-default-{project}.test.state")),
+    );
+    p.run(&[
+        "infra",
+        "plan",
+        "--cluster",
+        "test",
+        "--terraform",
+        &fake_arg,
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("fake terraform ran"));
+}

@@ -64,7 +64,15 @@ fn session(ctx: &Ctx, templates: &TemplatesArg) -> Result<Session, Error> {
 /// context `infra kubeconfig` writes for it (if the kubeconfig has one), else the current one;
 /// with `--request-timeout` and `-v`. Every command that talks to a cluster connects here.
 pub(super) async fn connect(ctx: &Ctx, project: &Project, env: &Env) -> Result<Api, Error> {
-    let cluster = &project.clusters[&env.cluster];
+    connect_cluster(ctx, project, &project.clusters[&env.cluster]).await
+}
+
+/// [`connect`] by cluster rather than environment (`infra` works on clusters).
+pub(super) async fn connect_cluster(
+    ctx: &Ctx,
+    project: &Project,
+    cluster: &crate::model::ClusterModel,
+) -> Result<Api, Error> {
     let context = ctx.global.context.as_deref().or(cluster.context.as_deref());
     let current = crate::infra::default_context(&project.name, &cluster.name);
     let legacy = crate::infra::legacy_context(&project.name, &cluster.name);

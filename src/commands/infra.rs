@@ -289,7 +289,10 @@ fn check_legacy_state(
     let legacy =
         crate::model::names::StateDefaults::legacy_secret_suffix(&project.name, &cluster.name);
     let Some(initialised) = infra::initialised_secret_suffix(dir) else {
-        return Ok(());
+        // A working directory never initialised (a fresh machine, a CI runner) cannot tell; the
+        // cluster can: the old Secret there, and none under the new name, is this cluster's
+        // state, and starting from empty state would install everything a second time.
+        return check_legacy_state_secret(ctx, project, cluster, &legacy, secret_suffix);
     };
     if initialised != legacy {
         return Ok(());
@@ -314,6 +317,73 @@ fn check_legacy_state(
             ctx.global.config.display()
         )),
     ))
+}
+
+/// Looks in the cluster for the state Secret under the name of earlier versions. A cluster that
+/// cannot be asked is a warning: Terraform's own init reaches the same cluster and fails loudly.
+fn check_legacy_state_secret(
+    ctx: &Ctx,
+    project: &Project,
+    cluster: &ClusterModel,
+    legacy: &str,
+    current: &str,
+) -> Result<(), Error> {
+    let Some(crate::model::StateBackend::Kubernetes { namespace, .. }) = &cluster.state else {
+        return Ok(());
+    };
+    let found = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}"), None))?
+        .block_on(async {
+            let api = super::cluster::connect_cluster(ctx, project, cluster).await?;
+            let Some(secret) = api.resource("v1", "Secret").await? else {
+                return Ok::<_, Error>((false, false));
+            };
+            let old = api
+                .get(
+                    &secret,
+                    Some(namespace),
+                    &format!("tfstate-default-{legacy}"),
+                )
+                .await?;
+            let new = api
+                .get(
+                    &secret,
+                    Some(namespace),
+                    &format!("tfstate-default-{current}"),
+                )
+                .await?;
+            Ok((old.is_some(), new.is_some()))
+        });
+    match found {
+        Ok((true, false)) => Err(Error::msg(
+            format!(
+                "the Terraform state of cluster `{}` is in the Secret `tfstate-default-{legacy}` \
+                 (namespace {namespace}), the name earlier mldeploy versions used; under the new \
+                 name `tfstate-default-{current}` Terraform would start from empty state and \
+                 install the platform a second time",
+                cluster.name
+            ),
+            Some(&format!(
+                "keep the old name: add `state: {{kubernetes: {{secretSuffix: {legacy}}}}}` to \
+                 clusters.{} in {}; to move to the new name, run `mldeploy infra plan` once with \
+                 that setting, then remove it: the next run prints the `terraform init \
+                 -migrate-state` command",
+                cluster.name,
+                ctx.global.config.display()
+            )),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            errln!(
+                "warning: could not check cluster `{}` for Terraform state under the old Secret \
+                 name `tfstate-default-{legacy}`: {e}",
+                cluster.name
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Where a Terraform process's standard output goes.

@@ -743,7 +743,7 @@ pub struct LocalState {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KubernetesState {
-    /// Suffix of the Secret's name. Default `<project>-<cluster>`.
+    /// Suffix of the Secret's name. Default `<project>.<cluster>.state`.
     pub secret_suffix: Option<String>,
     /// Namespace of the Secret. Default `kube-system`.
     pub namespace: Option<String>,
