@@ -911,3 +911,406 @@ fn port_forward_without_a_ready_pod_or_listener_is_explained() {
         "port-forward to pod fraud-0:8080: error forwarding port 8080",
     ));
 }
+
+const PROMOTE_KSERVE: &str = "\
+version: 1
+project: shop
+clusters:
+  local: {cloud: onprem, context: fake}
+environments:
+  prod: {cluster: local, namespace: shop}
+models:
+  # Scores card payments.
+  - name: det
+    runtime: kserve
+    server: sklearn
+    modelUri: gs://models/det/v1   # in production since May
+    canary:
+      # the retrained model
+      modelUri: gs://models/det/v2
+      traffic: 0
+    slo: {p95: 5s, errorRate: 1%}   # agreed with the risk team
+    test: {payload: payloads/fraud.json}
+";
+
+const PROMOTE_SELDON_V2: &str = "\
+version: 1
+project: shop
+clusters:
+  local: {cloud: onprem, context: fake}
+environments:
+  prod: {cluster: local, namespace: shop}
+models:
+  # Classifies irises.
+  - name: det
+    runtime: seldon-v2
+    server: sklearn
+    modelUri: gs://models/det/v1   # in production since May
+    canary:
+      # the retrained model
+      modelUri: gs://models/det/v2
+      traffic: 0
+    slo: {p95: 5s, errorRate: 1%}   # agreed with the lab
+";
+
+/// The canary's traffic share in each applied (not dry-run) patch of `plural/name`, in order,
+/// read by `share` from the request body (`None` where the object had no canary).
+fn shares(api: &FakeApi, object: &str, share: impl Fn(&Value) -> Option<i64>) -> Vec<Option<i64>> {
+    api.writes()
+        .iter()
+        .filter(|w| {
+            !w.dry_run && w.method == http::Method::PATCH && w.path.ends_with(&format!("/{object}"))
+        })
+        .filter_map(|w| w.body.as_ref().map(&share))
+        .collect()
+}
+
+fn kserve_share(isvc: &Value) -> Option<i64> {
+    isvc["spec"]["predictor"]["canaryTrafficPercent"].as_i64()
+}
+
+fn experiment_share(exp: &Value) -> Option<i64> {
+    exp["spec"]["candidates"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == "det-canary")
+        .and_then(|c| c["weight"].as_i64())
+}
+
+/// A fake cluster for promote on `runtime`: objects ready at once, the Service that serves the
+/// canary proxied to `server`.
+fn promote_cluster_for(s: &Setup, server: &FakeModel, service: &str) -> (FakeApi, PathBuf) {
+    let (api, kubeconfig) = with_api(s);
+    api.register_ml_crds();
+    api.auto_ready(true);
+    api.proxy_service("shop", service, 80, Some(server.addr()));
+    (api, kubeconfig)
+}
+
+#[test]
+fn promote_kserve_steps_canary_traffic_percent_then_rewrites_the_config() {
+    let s = setup(PROMOTE_KSERVE);
+    let server = FakeModel::start(&["det"]);
+    let (api, kubeconfig) = promote_cluster_for(&s, &server, "det-predictor");
+    promote_cmd(&s, &kubeconfig, &["--model", "det", "--steps", "10,50,100"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("canary at 50% of traffic"))
+        .stderr(predicate::str::contains("the canary is now the model"));
+    // Each step applied its split; the promoted model has none.
+    assert_eq!(
+        shares(&api, "inferenceservices/det", kserve_share),
+        [Some(10), Some(50), Some(100), None]
+    );
+    let isvc = api
+        .get(
+            "serving.kserve.io/v1beta1",
+            "InferenceService",
+            Some("shop"),
+            "det",
+        )
+        .unwrap();
+    assert_eq!(
+        isvc["spec"]["predictor"]["model"]["storageUri"],
+        "gs://models/det/v2"
+    );
+    assert!(isvc["spec"]["predictor"]["canaryTrafficPercent"].is_null());
+    // KServe measures the split behind the one predictor Service, in KServe v1.
+    assert!(server.inferences() >= 33, "{}", server.inferences());
+    insta::assert_snapshot!(
+        "promoted-config-kserve",
+        std::fs::read_to_string(&s.config).unwrap()
+    );
+}
+
+#[test]
+fn promote_kserve_rolls_back_to_zero_on_a_breach() {
+    let s = setup(PROMOTE_KSERVE);
+    let server = FakeModel::start(&["det"]);
+    server.set(Behaviour::FailOneIn(2));
+    let (api, kubeconfig) = promote_cluster_for(&s, &server, "det-predictor");
+    promote_cmd(&s, &kubeconfig, &["--model", "det", "--steps", "25,100"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("breached its SLO at 25%"));
+    assert_eq!(
+        shares(&api, "inferenceservices/det", kserve_share),
+        [Some(25), Some(0)]
+    );
+    assert_eq!(std::fs::read_to_string(&s.config).unwrap(), PROMOTE_KSERVE);
+}
+
+#[test]
+fn promote_seldon_v2_steps_the_experiment_then_prunes_the_canary() {
+    let s = setup(PROMOTE_SELDON_V2);
+    let server = FakeModel::start(&["det", "det-canary"]);
+    let (api, kubeconfig) = promote_cluster_for(&s, &server, "seldon-mesh");
+    promote_cmd(&s, &kubeconfig, &["--model", "det", "--steps", "25,100"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("the canary is now the model"));
+    assert_eq!(
+        shares(&api, "experiments/det-canary", experiment_share),
+        [Some(25), Some(100)]
+    );
+    // The canary Model was load-tested by name through seldon-mesh, in OIP v2.
+    let routed = server.seldon_models();
+    assert!(
+        !routed.is_empty() && routed.iter().all(|m| m == "det-canary"),
+        "{routed:?}"
+    );
+    // Promoted: one Model with the canary's artifact; the canary Model and Experiment pruned.
+    let model = api
+        .get("mlops.seldon.io/v1alpha1", "Model", Some("shop"), "det")
+        .unwrap();
+    assert_eq!(model["spec"]["storageUri"], "gs://models/det/v2");
+    assert!(
+        api.get(
+            "mlops.seldon.io/v1alpha1",
+            "Model",
+            Some("shop"),
+            "det-canary"
+        )
+        .is_none()
+    );
+    assert!(
+        api.get(
+            "mlops.seldon.io/v1alpha1",
+            "Experiment",
+            Some("shop"),
+            "det-canary"
+        )
+        .is_none()
+    );
+    insta::assert_snapshot!(
+        "promoted-config-seldon-v2",
+        std::fs::read_to_string(&s.config).unwrap()
+    );
+}
+
+#[test]
+fn promote_seldon_v2_rolls_back_to_zero_on_a_breach() {
+    let s = setup(PROMOTE_SELDON_V2);
+    let server = FakeModel::start(&["det", "det-canary"]);
+    server.set(Behaviour::Fail(503));
+    let (api, kubeconfig) = promote_cluster_for(&s, &server, "seldon-mesh");
+    // A canary that fails every inference is an error rather than a measured breach, and is
+    // rolled back all the same.
+    promote_cmd(&s, &kubeconfig, &["--model", "det"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("failed at 10%; rolled back to 0%"));
+    assert_eq!(
+        shares(&api, "experiments/det-canary", experiment_share),
+        [Some(10), Some(0)]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&s.config).unwrap(),
+        PROMOTE_SELDON_V2
+    );
+}
+
+#[test]
+fn promote_in_gitops_mode_regenerates_the_tree_for_kserve_and_seldon_v2() {
+    for (config, service, server_models, file_kind, promoted) in [
+        (
+            PROMOTE_KSERVE,
+            "det-predictor",
+            &["det"][..],
+            "kind: InferenceService",
+            "storageUri: \"gs://models/det/v2\"",
+        ),
+        (
+            PROMOTE_SELDON_V2,
+            "seldon-mesh",
+            &["det", "det-canary"][..],
+            "kind: Model",
+            "storageUri: \"gs://models/det/v2\"",
+        ),
+    ] {
+        let s = setup(config);
+        let server = FakeModel::start(server_models);
+        let (api, kubeconfig) = promote_cluster_for(&s, &server, service);
+        let tree = s.dir.path().join("deploy");
+        promote_cmd(
+            &s,
+            &kubeconfig,
+            &["--model", "det", "--gitops", tree.to_str().unwrap()],
+        )
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("commit both"));
+        assert!(
+            api.writes().iter().all(|w| w.path.contains("/proxy/")),
+            "GitOps mode applies nothing"
+        );
+        let text = std::fs::read_to_string(&s.config).unwrap();
+        assert!(
+            text.contains("modelUri: gs://models/det/v2   # in production since May"),
+            "{text}"
+        );
+        assert!(!text.contains("canary"), "{text}");
+        let files: Vec<String> = walk(&tree)
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .filter(|t| t.contains(file_kind))
+            .collect();
+        assert!(files.iter().any(|t| t.contains(promoted)), "{files:?}");
+        assert!(
+            files
+                .iter()
+                .all(|t| !t.contains("det-canary") && !t.contains("canaryTrafficPercent")),
+            "{files:?}"
+        );
+    }
+}
+
+#[test]
+fn promote_refuses_a_runtime_that_does_not_split_traffic() {
+    let config = PROMOTE.replace("runtime: seldon", "runtime: deployment");
+    let s = setup(&config);
+    let server = FakeModel::start(&["det"]);
+    let (_api, kubeconfig) = promote_cluster(&s, &server);
+    promote_cmd(&s, &kubeconfig, &["--model", "det"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot split traffic"));
+}
+
+/// Ctrl-C in the middle of a step: the canary goes back to the last split that passed, and the
+/// command that resumes is printed. Runs the binary as a child to send it SIGINT.
+#[cfg(unix)]
+#[test]
+fn promote_interrupted_mid_step_keeps_the_last_good_split() {
+    use std::io::BufRead as _;
+    let s = setup(PROMOTE);
+    let server = FakeModel::start(&["det"]);
+    server.set(Behaviour::HangAfter(11));
+    let (api, kubeconfig) = promote_cluster(&s, &server);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mldeploy"))
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .env("MLDEPLOY_POLL_MS", "20")
+        .arg("-f")
+        .arg(&s.config)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["promote", "--model", "det", "--steps", "10,50,100"])
+        .args(["--warmup", "0s", "--requests", "10", "--timeout", "120s"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn mldeploy");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let wait = std::time::Duration::from_secs(60);
+    // The step at 10% is the smoke inference and 10 requests; from the step at 50% on the model
+    // never answers, so that step is in flight (its requests would wait 120 s) when the
+    // interrupt comes.
+    let deadline = std::time::Instant::now() + wait;
+    while server.inferences() <= 11 {
+        seen.extend(rx.try_iter());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request at 50%: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    seen.extend(rx.try_iter());
+    assert_eq!(
+        predictors(&api),
+        [("default".to_string(), 50), ("canary".to_string(), 50)],
+        "at 50% while interrupted"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("promote did not stop after SIGINT: {seen:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    reader.join().unwrap();
+    seen.extend(rx.try_iter());
+    let text = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("back at the last good split, 10%"), "{text}");
+    assert!(
+        text.contains("mldeploy promote --env prod --model det --steps 50,100"),
+        "{text}"
+    );
+    assert_eq!(
+        predictors(&api),
+        [("default".to_string(), 90), ("canary".to_string(), 10)],
+        "the last good split"
+    );
+    assert_eq!(std::fs::read_to_string(&s.config).unwrap(), PROMOTE);
+}
+
+/// Ctrl-C during a load test: it stops at once (not after the requests' deadline), reports
+/// what was measured, and exits 130.
+#[cfg(unix)]
+#[test]
+fn test_interrupted_mid_load_exits_130_with_what_was_measured() {
+    let s = setup(CONFIG);
+    let server = FakeModel::start(&["ocr"]);
+    // The smoke inference and 5 load requests answer; then the model never answers.
+    server.set(Behaviour::HangAfter(6));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mldeploy"))
+        .env("NO_COLOR", "1")
+        .arg("-f")
+        .arg(&s.config)
+        .args(["test", "--model", "ocr", "--url", &server.url()])
+        .args(["--warmup", "0s", "--concurrency", "1", "--duration", "10m"])
+        .args(["--timeout", "10m", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn mldeploy");
+    let wait = std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + wait;
+    while server.inferences() <= 6 {
+        assert!(std::time::Instant::now() < deadline, "no hanging request");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("test did not stop after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(130));
+    let doc = json_out(&out);
+    let load = &doc["models"][0]["load"];
+    assert_eq!(load["ok"], 5, "{doc}");
+    assert_eq!(load["cutShort"], true, "{doc}");
+}

@@ -20,7 +20,7 @@ use crate::cluster::{apply, wait};
 use crate::config::Runtime;
 use crate::model::{Env, Project};
 use crate::render::{self, Templates};
-use crate::verify::{ModelRun, report};
+use crate::verify::{self, ModelRun, report};
 
 /// What promote works from.
 struct Promotion {
@@ -184,45 +184,31 @@ async fn cluster_mode(
     let mut good = start_traffic;
     for (i, &step) in steps.iter().enumerate() {
         errln!("promote {}: canary at {step}% of traffic", p.model);
-        apply_env(
+        let split = p.env_at(step);
+        let apply = apply_env(
             ctx,
             &api,
             &p.project,
-            &p.env_at(step),
+            &split,
             &p.templates,
             false,
             args.wait_timeout,
-        )
-        .await?;
-        let run = test_canary(ctx, args, p, api.client(), stop.clone()).await?;
-        emit_event(
-            ctx,
-            serde_json::json!({"event": "step", "traffic": step, "run": run}),
         );
-        if stop.load(Ordering::Relaxed) {
-            apply_env(
-                ctx,
-                &api,
-                &p.project,
-                &p.env_at(good),
-                &p.templates,
-                false,
-                args.wait_timeout,
-            )
-            .await?;
-            let rest: Vec<String> = steps[i..].iter().map(u32::to_string).collect();
-            errln!(
-                "interrupted: the canary of {} is back at the last good split, {good}%; resume with\n  mldeploy promote --model {} --steps {}",
-                p.model,
-                p.model,
-                rest.join(",")
-            );
-            emit_event(
-                ctx,
-                serde_json::json!({"event": "done", "ok": false, "interrupted": true, "traffic": good}),
-            );
-            return Ok(exit::ERROR);
-        }
+        let run = match verify::unless_stopped(&stop, apply).await {
+            Some(applied) => {
+                applied?;
+                let run = test_canary(ctx, args, p, api.client(), stop.clone()).await?;
+                emit_event(
+                    ctx,
+                    serde_json::json!({"event": "step", "traffic": step, "run": run}),
+                );
+                Some(run)
+            }
+            None => None,
+        };
+        let Some(run) = run.filter(|_| !stop.load(Ordering::Relaxed)) else {
+            return interrupted(ctx, &api, args, p, good, &steps[i..]).await;
+        };
         if !run.passed() {
             apply_env(
                 ctx,
@@ -286,6 +272,45 @@ async fn cluster_mode(
     Ok(exit::OK)
 }
 
+/// After Ctrl-C: puts the canary back at the last split that passed (`good`), says how to
+/// resume with the steps not done, and exits 130.
+async fn interrupted(
+    ctx: &Ctx,
+    api: &Api,
+    args: &PromoteArgs,
+    p: &Promotion,
+    good: u32,
+    rest: &[u32],
+) -> Result<i32, Error> {
+    errln!(
+        "interrupted: setting the canary of {} back to the last good split, {good}% (Ctrl-C again stops at once)",
+        p.model
+    );
+    apply_env(
+        ctx,
+        api,
+        &p.project,
+        &p.env_at(good),
+        &p.templates,
+        false,
+        args.wait_timeout,
+    )
+    .await?;
+    let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+    errln!(
+        "interrupted: the canary of {} is back at the last good split, {good}%; resume with\n  mldeploy promote --env {} --model {} --steps {}",
+        p.model,
+        p.env.name,
+        p.model,
+        rest.join(",")
+    );
+    emit_event(
+        ctx,
+        serde_json::json!({"event": "done", "ok": false, "interrupted": true, "traffic": good, "resumeSteps": rest}),
+    );
+    Ok(exit::INTERRUPTED)
+}
+
 /// Writes the promoted config over mldeploy.yaml (atomically, never through a link) and returns
 /// it resolved.
 fn rewrite_config(ctx: &Ctx, p: &Promotion) -> Result<Project, Error> {
@@ -334,7 +359,7 @@ async fn gitops_mode(
     let run = test_canary(ctx, args, p, api.client(), stop.clone()).await?;
     if stop.load(Ordering::Relaxed) {
         errln!("interrupted: nothing was written");
-        return Ok(exit::ERROR);
+        return Ok(exit::INTERRUPTED);
     }
     let root = crate::config::yaml::parse(&p.source).map_err(|e| Error::msg(e.message, None))?;
     let (text, code) = if run.passed() {

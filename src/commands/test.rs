@@ -58,6 +58,9 @@ pub(super) fn run(ctx: &Ctx, args: &TestArgs) -> Result<i32, Error> {
         write_report(path, &report::junit("mldeploy test", &runs))?;
     }
     print(ctx, &runs);
+    if stop.load(Ordering::Relaxed) {
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(verdict(&runs))
 }
 
@@ -80,11 +83,17 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}"), None))
 }
 
+/// Sets `stop` on Ctrl-C, so the work in hand ends cleanly (what was measured is reported;
+/// promote restores the last good split); a second Ctrl-C exits at once.
 pub(super) fn watch_ctrl_c(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            errln!("\ninterrupted: finishing the requests in flight, then stopping");
+            errln!("\ninterrupted: stopping the load test (Ctrl-C again exits at once)");
             stop.store(true, Ordering::SeqCst);
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            errln!("interrupted again: exiting at once");
+            std::process::exit(exit::INTERRUPTED);
         }
     });
 }

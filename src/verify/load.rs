@@ -2,7 +2,7 @@
 //! closed loop (`--concurrency`: send, wait, send) or an open loop (`--rate`: request k is due
 //! at start + k/rate and its latency counts from then, so a slow server cannot hide its queue —
 //! no coordinated omission). Warm-up first, then a bounded measurement: it ends at `--duration`
-//! or after `--requests`, and a hard deadline ends it regardless.
+//! or after `--requests`, and a hard deadline ends it regardless; an interrupt ends it at once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -273,9 +273,13 @@ pub async fn run(
                 break;
             }
             _ = poll.tick() => {
-                if stop.load(Ordering::Relaxed) && !shared.stop.swap(true, Ordering::Relaxed) {
-                    // Interrupted: start nothing new; what is in flight gets its deadline.
+                if stop.load(Ordering::Relaxed) {
+                    // Interrupted: stop at once. What was measured is kept (the tallies live
+                    // outside the workers); requests in flight are dropped, not counted.
+                    shared.stop.store(true, Ordering::Relaxed);
                     cut_short = true;
+                    tasks.abort_all();
+                    break;
                 }
             }
         }

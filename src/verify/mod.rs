@@ -233,6 +233,22 @@ pub async fn smoke(t: &Target) -> Result<(Smoke, Call), Problem> {
     ))
 }
 
+/// Runs `fut` unless `stop` is set first (Ctrl-C): `None` when it was dropped where it stood.
+pub async fn unless_stopped<T>(stop: &AtomicBool, fut: impl Future<Output = T>) -> Option<T> {
+    tokio::pin!(fut);
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            v = &mut fut => return Some(v),
+            _ = poll.tick() => {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Smoke then (unless `plan` is `None`) load, judged against the target's SLO.
 pub async fn run_model(
     t: &Target,
@@ -250,13 +266,20 @@ pub async fn run_model(
         checks: Vec::new(),
         error: None,
     };
-    let call = match smoke(t).await {
-        Ok((s, call)) => {
+    let call = match unless_stopped(&stop, smoke(t)).await {
+        Some(Ok((s, call))) => {
             run.smoke = Some(s);
             call
         }
-        Err(p) => {
+        Some(Err(p)) => {
             run.error = Some(p);
+            return run;
+        }
+        None => {
+            run.error = Some(Problem {
+                message: format!("the smoke test of `{}` was interrupted", t.name),
+                hint: None,
+            });
             return run;
         }
     };

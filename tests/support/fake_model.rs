@@ -25,6 +25,8 @@ pub enum Behaviour {
     FailOneIn(u64),
     /// Never answer.
     Hang,
+    /// Answer the first `n` inferences at once, then never answer.
+    HangAfter(u64),
 }
 
 struct State {
@@ -337,6 +339,8 @@ async fn handle(
         }
         Behaviour::FailOneIn(_) => {}
         Behaviour::Hang => std::future::pending::<()>().await,
+        Behaviour::HangAfter(k) if n > k => std::future::pending::<()>().await,
+        Behaviour::HangAfter(_) => {}
     }
     if streaming {
         let chunks: Vec<Result<String, std::io::Error>> = [
