@@ -225,11 +225,20 @@ async fn bridge(
     };
     // The error channel speaks when the pod's port cannot be reached; the stream then ends
     // and the request fails as a closed connection, so keep the reason for its message.
+    // Recorded inside the future, before the select drops the local connection: the client
+    // must find the reason as soon as it sees the connection close.
+    let watch = async {
+        match error.await {
+            Some(e) => record(format!(
+                "port-forward to pod {}:{}: {e}",
+                target.pod, target.port
+            )),
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         biased;
-        Some(e) = error => {
-            record(format!("port-forward to pod {}:{}: {e}", target.pod, target.port));
-        }
+        () = watch => {}
         () = splice(local, remote) => {}
     }
     forwarder.abort();
