@@ -120,6 +120,24 @@ pub struct Platform {
     pub sharing: SharingSupport,
     /// Region example for hints.
     pub region_example: &'static str,
+    /// How pods take on a cloud identity (None: the platform has none).
+    pub workload_identity: Option<WorkloadIdentity>,
+}
+
+/// How a cloud binds a Kubernetes ServiceAccount to a cloud identity.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIdentity {
+    /// The product (`GKE Workload Identity`).
+    pub product: &'static str,
+    /// Annotation of the ServiceAccount and its value: `{name}` (the identity), `{project}`
+    /// (the GCP project) and `{clientId}` are filled in. None: the binding lives in the cloud
+    /// only (an EKS Pod Identity association).
+    pub annotation: Option<(&'static str, &'static str)>,
+    /// Whether the annotation's value is only known after `mldeploy infra apply` (AKS client id).
+    pub annotation_after_infra: bool,
+    /// Label the pods need for the cloud's webhook to give them a token.
+    pub pod_label: Option<(&'static str, &'static str)>,
 }
 
 const GPU_TAINT: crate::catalog::Taint = crate::catalog::Taint {
@@ -169,6 +187,15 @@ pub const PLATFORMS: &[Platform] = &[
         },
         sharing: SharingSupport::GkeTimeSharing,
         region_example: "europe-west4",
+        workload_identity: Some(WorkloadIdentity {
+            product: "GKE Workload Identity",
+            annotation: Some((
+                "iam.gke.io/gcp-service-account",
+                "{name}@{project}.iam.gserviceaccount.com",
+            )),
+            annotation_after_infra: false,
+            pod_label: None,
+        }),
     },
     Platform {
         cloud: Cloud::Aws,
@@ -209,6 +236,14 @@ pub const PLATFORMS: &[Platform] = &[
         mig: MigSupport::GpuOperator,
         sharing: SharingSupport::GpuOperator,
         region_example: "eu-central-1",
+        // EKS Pod Identity rather than IRSA: the association lives in EKS (no annotation, no
+        // OIDC provider per cluster, no role trust policy naming the cluster's issuer).
+        workload_identity: Some(WorkloadIdentity {
+            product: "EKS Pod Identity",
+            annotation: None,
+            annotation_after_infra: false,
+            pod_label: None,
+        }),
     },
     Platform {
         cloud: Cloud::Azure,
@@ -250,6 +285,12 @@ pub const PLATFORMS: &[Platform] = &[
         mig: MigSupport::GpuOperator,
         sharing: SharingSupport::GpuOperator,
         region_example: "westeurope",
+        workload_identity: Some(WorkloadIdentity {
+            product: "AKS Workload Identity",
+            annotation: Some(("azure.workload.identity/client-id", "{clientId}")),
+            annotation_after_infra: true,
+            pod_label: Some(("azure.workload.identity/use", "true")),
+        }),
     },
     Platform {
         cloud: Cloud::Onprem,
@@ -273,6 +314,7 @@ pub const PLATFORMS: &[Platform] = &[
         mig: MigSupport::GpuOperator,
         sharing: SharingSupport::GpuOperator,
         region_example: "",
+        workload_identity: None,
     },
 ];
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{LlmKind, Protocol, Runtime, Server};
-use crate::security::{PodSecurity, Security};
+use crate::security::{IdentityWiring, PodSecurity, RcloneConfig, SecretDelivery, Security};
 
 /// A Kubernetes kind by apiVersion and kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -584,6 +584,18 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             control_namespaces: &["seldon-system", "istio-system"],
             intra_namespace: false,
             fetches_artifact: true,
+            identity: IdentityWiring {
+                how: "componentSpecs[].spec.serviceAccountName and componentSpecs[].metadata.labels",
+                pod_labels: true,
+                rclone: Some(RcloneConfig::EnvSecret),
+                own_server: false,
+            },
+            secrets: SecretDelivery {
+                files: true,
+                reason: "componentSpecs hold the whole pod spec, so `file: true` entries are \
+                         mounted; the storage initializer reads `storageSecret` only as \
+                         RCLONE_CONFIG_* variables (envSecretRefName)",
+            },
         },
         hf_uris: false,
         llm: LlmServing::Unsupported(
@@ -650,6 +662,17 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             control_namespaces: &["seldon-mesh"],
             intra_namespace: true,
             fetches_artifact: false,
+            identity: IdentityWiring {
+                how: "a Server of the model's own whose podSpec.serviceAccountName is the identity's",
+                pod_labels: false,
+                rclone: Some(RcloneConfig::ModelSecret),
+                own_server: true,
+            },
+            secrets: SecretDelivery {
+                files: false,
+                reason: "a Model has no container of its own: `secretEnv` does not apply, and the \
+                         agent reads `storageSecret` (an rclone config) through the API",
+            },
         },
         hf_uris: false,
         llm: LlmServing::Unsupported(
@@ -744,6 +767,18 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             control_namespaces: &["kserve", "knative-serving", "istio-system"],
             intra_namespace: false,
             fetches_artifact: true,
+            identity: IdentityWiring {
+                how: "spec.predictor.serviceAccountName and spec.predictor.labels",
+                pod_labels: true,
+                rclone: None,
+                own_server: false,
+            },
+            secrets: SecretDelivery {
+                files: true,
+                reason: "the predictor takes volumes, so `file: true` entries are mounted; the \
+                         storage initializer reads `storageSecret` only as variables, from the \
+                         Secrets of the predictor's ServiceAccount",
+            },
         },
         hf_uris: true,
         llm: LlmServing::Serves(KSERVE_LLM),
@@ -804,6 +839,17 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             control_namespaces: &[],
             intra_namespace: false,
             fetches_artifact: false,
+            identity: IdentityWiring {
+                how: "spec.template.spec.serviceAccountName and the pod template's labels",
+                pod_labels: true,
+                rclone: None,
+                own_server: false,
+            },
+            secrets: SecretDelivery {
+                files: true,
+                reason: "mldeploy renders the whole pod: `file: true` entries are mounted; the \
+                         rest are variables because the image reads them so",
+            },
         },
         hf_uris: false,
         llm: LlmServing::Serves(&[LlmObject {

@@ -54,6 +54,50 @@ pub struct Security {
     /// Whether the model pods fetch the artifact themselves (a storage initializer): their
     /// egress is limited to DNS, the namespace, HTTPS and the cloud's identity endpoint.
     pub fetches_artifact: bool,
+    /// How the pods that read the artifact run as a workload identity's ServiceAccount.
+    pub identity: IdentityWiring,
+    /// How `secretEnv` reaches the model container.
+    pub secrets: SecretDelivery,
+}
+
+/// How a runtime's pods take on a workload identity (`storage.identity: workload`).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityWiring {
+    /// Where mldeploy sets the ServiceAccount, for docs and messages.
+    pub how: &'static str,
+    /// Whether mldeploy can label the pods (AKS workload identity needs
+    /// `azure.workload.identity/use: "true"` on them).
+    pub pod_labels: bool,
+    /// Whether the artifact is fetched by rclone, which needs a remote configured to take its
+    /// credentials from the environment (`env_auth`) instead of keys: Seldon's initializers.
+    pub rclone: Option<RcloneConfig>,
+    /// Whether models with an identity get a Server of their own, whose pods run as it (Seldon
+    /// Core v2 fetches artifacts in the Server's agent, not in the model's pods).
+    pub own_server: bool,
+}
+
+/// Where a runtime's rclone reads its remote's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RcloneConfig {
+    /// `RCLONE_CONFIG_<REMOTE>_<OPTION>` variables from the Secret named by the predictor's
+    /// `envSecretRefName` (Seldon Core v1).
+    EnvSecret,
+    /// A Secret holding the remote as JSON, named by the Model's `secretName` (Seldon Core v2,
+    /// whose agent reads it through the API).
+    ModelSecret,
+}
+
+/// How Secrets reach a runtime's model container.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretDelivery {
+    /// `secretEnv` entries with `file: true` can be mounted as files (the runtime lets
+    /// mldeploy add volumes to the model container).
+    pub files: bool,
+    /// Why the rest (or all) stay environment variables.
+    pub reason: &'static str,
 }
 
 /// The security facts of a runtime (from its row).

@@ -297,7 +297,16 @@ fn dropping_a_model_removes_exactly_its_files() {
 
     let config = write_config(dir, "mldeploy.yaml", &without_model(&original, "fraud-xgb"));
     let check = gitops(dir, &config, &["--check"]).code(2);
-    let gone: Vec<&String> = before.iter().filter(|f| f.contains("fraud-xgb")).collect();
+    // The model's files, and its workload identity's ServiceAccounts and Terraform: no other
+    // model uses them.
+    let gone: Vec<&String> = before
+        .iter()
+        .filter(|f| {
+            f.contains("fraud-xgb")
+                || f.ends_with("-storage.yaml")
+                || f.as_str() == "clusters/gke-prod/identity.tf"
+        })
+        .collect();
     assert!(gone.len() >= 4, "{gone:?}");
     for f in &gone {
         assert!(

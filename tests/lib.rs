@@ -6,6 +6,7 @@ mod config;
 mod files;
 mod fuzz;
 mod gitops;
+mod identity;
 mod infra;
 mod names;
 mod network;

@@ -168,7 +168,9 @@ fn runtimes_render_what_they_need() {
     for want in [
         "Namespace/doc-ai",
         "ServiceAccount/doc-ai",
-        "ServiceAccount/summarizer-storage",
+        "ServiceAccount/doc-ai-prod-storage",
+        "Secret/doc-router-rclone",
+        "Server/mlserver-doc-ai-prod-storage",
         "Service/ocr",
         "Deployment/ocr",
         "PodDisruptionBudget/ocr",

@@ -10,8 +10,10 @@ const CHECKED: &[&str] = &[
     "image vs server + modelUri, runtimes, canaries, replicas, autoscaling, quantities",
     "GPU types against the catalog and each cluster's cloud",
     "a node pool for every GPU model in its environment's cluster",
+    "workload identity: the cloud has one, buckets of the environment's cloud, names it accepts",
     "security (warnings): static storage keys on clouds, mutable image tags in production, \
-     an API server open to the internet",
+     an API server open to the internet, \
+     an AKS identity without its client id, a bucket of another cloud, Kyverno for signatures",
 ];
 
 pub(super) fn run(ctx: &Ctx) -> Result<i32, Error> {

@@ -100,6 +100,42 @@ pub struct Config {
     /// GitOps repository settings for `mldeploy gitops`.
     #[serde(default)]
     pub gitops: Option<Gitops>,
+    /// Cluster-wide security policies mldeploy renders (image signatures).
+    #[serde(default)]
+    pub security: Option<SecurityPolicies>,
+}
+
+/// Cluster-wide security policies.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityPolicies {
+    /// Admit only signed images of the models: a Kyverno `ClusterPolicy` with `verifyImages`
+    /// (Kyverno must be installed; `installKyverno: true` has `mldeploy infra` install it).
+    pub image_signatures: Option<ImageSignatures>,
+}
+
+/// Cosign signature verification of the images mldeploy deploys.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageSignatures {
+    /// The cosign public key: the PEM text (`-----BEGIN PUBLIC KEY-----…`) or a file relative to
+    /// this config (`cosign.pub`).
+    pub cosign_key: Option<String>,
+    /// Install Kyverno (a pinned chart version) with the cluster's platform add-ons. Default
+    /// false: Kyverno is often run by the platform team already.
+    #[serde(default)]
+    pub install_kyverno: bool,
+    /// Refuse pods with unsigned images (`Enforce`, the default) or only report them (`Audit`).
+    pub action: Option<SignatureAction>,
+}
+
+/// What Kyverno does with an image whose signature does not verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum SignatureAction {
+    /// Refuse the pod.
+    Enforce,
+    /// Admit it and report a policy violation.
+    Audit,
 }
 
 /// The serving runtime of a model.
@@ -196,7 +232,8 @@ pub struct ModelSpec {
     /// Where the model artifact lives (gs://, s3://, https://, pvc://…; for `server: vllm`
     /// also `hf://org/name[:revision]`, a Hugging Face model id).
     pub model_uri: Option<String>,
-    /// Secret with credentials for `modelUri`.
+    /// Secret with credentials for `modelUri` (on-prem object stores such as MinIO; on a cloud
+    /// prefer `storage.identity: workload`).
     pub storage_secret: Option<String>,
     /// The Secret (by name and key) that holds a Hugging Face token, set as `HF_TOKEN` for gated
     /// models. Only the reference is written; the token never passes through mldeploy.
@@ -207,6 +244,9 @@ pub struct ModelSpec {
     /// not download them again (set it under `defaults` or an environment's
     /// `overrides.defaults` for every model there).
     pub cache: Option<Cache>,
+    /// How the model's pods reach its artifact: `{identity: workload}` reads the bucket of
+    /// `modelUri` with the cloud's workload identity instead of keys.
+    pub storage: Option<Storage>,
     /// Desired replicas (when not autoscaled). Default 1.
     pub replicas: Option<i64>,
     /// CPU and memory requested (and limited) per replica.
@@ -341,6 +381,43 @@ pub struct SecretEnv {
     pub secret: String,
     /// Key in the Secret.
     pub key: String,
+    /// Mount the key as a read-only file and set the variable to its path (for variables that
+    /// name a file: `HF_TOKEN_PATH`, `GOOGLE_APPLICATION_CREDENTIALS`,
+    /// `AWS_SHARED_CREDENTIALS_FILE`). Default false: the variable holds the value.
+    #[serde(default)]
+    pub file: bool,
+}
+
+/// How a model's pods reach artifact storage.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Storage {
+    /// `workload`: a cloud identity that may read the bucket of `modelUri` (and `buckets`),
+    /// bound to a Kubernetes ServiceAccount the model's pods run as (GKE Workload Identity,
+    /// EKS Pod Identity, AKS Workload Identity); `mldeploy infra` creates and binds it.
+    /// `none`: no identity (a public bucket, or `storageSecret`).
+    pub identity: Option<IdentityMode>,
+    /// Name of the cloud identity (GCP service account id, AWS IAM role, Azure managed identity)
+    /// and of its Kubernetes ServiceAccount. Default `<project>-<environment>-storage`
+    /// (shortened to 30 characters on GCP). Models with the same name share the identity.
+    pub name: Option<String>,
+    /// More buckets the identity may read (`gs://bucket`, `s3://bucket`,
+    /// `https://<account>.blob.core.windows.net/<container>`); the bucket of `modelUri` (and
+    /// of a canary's) is always included. Custom images that read a bucket list it here.
+    pub buckets: Option<Vec<String>>,
+    /// AKS: client id of the managed identity, known once `mldeploy infra apply` has created
+    /// it (it prints it; `terraform output storage_identities`).
+    pub client_id: Option<String>,
+}
+
+/// Whether a model uses a workload identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// The cloud's workload identity.
+    Workload,
+    /// None.
+    None,
 }
 
 /// A key of a Secret.

@@ -669,6 +669,7 @@ fn secret_ref(mc: &mut ModelCheck<'_>, r: &SecretKeyRef) -> Option<config::Secre
         name: "HF_TOKEN".into(),
         secret: name.clone(),
         key: k,
+        file: false,
     })
 }
 

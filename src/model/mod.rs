@@ -5,7 +5,9 @@
 pub mod llm;
 pub mod names;
 pub mod quantity;
+pub mod signing;
 pub mod slo;
+pub mod storage;
 
 use std::collections::BTreeMap;
 
@@ -50,6 +52,8 @@ pub struct Project {
     pub monitoring: Monitoring,
     /// GitOps settings.
     pub gitops: Option<Gitops>,
+    /// The image signature policy (`security.imageSignatures`).
+    pub image_signatures: Option<signing::SignaturePolicy>,
     /// What works but weakens security (static keys on a cloud, mutable tags in production, an
     /// API server open to the internet): `validate` prints these; they never fail a command.
     #[serde(skip)]
@@ -322,6 +326,9 @@ pub struct Model {
     /// Language-model settings (`server: vllm`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<llm::Llm>,
+    /// The workload identity its pods read storage with (`storage.identity: workload`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<storage::Identity>,
 }
 
 /// Autoscaling bounds.
@@ -545,7 +552,13 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 false
             }
         });
-        let models = resolve_models(&mut ck, &layers, cluster, env_name, env_cache);
+        let models = resolve_models(
+            &mut ck,
+            &layers,
+            cluster,
+            (&cfg.project, env_name),
+            env_cache,
+        );
         environments.insert(
             env_name.clone(),
             Env {
@@ -564,7 +577,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             root: &loaded.root,
             env: None,
         };
-        resolve_models(&mut ck, &layers, None, "", None);
+        resolve_models(&mut ck, &layers, None, (&cfg.project, ""), None);
     }
 
     let gitops = cfg.gitops.as_ref().map(|g| Gitops {
@@ -591,6 +604,27 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             ),
         );
     }
+
+    let image_signatures = cfg
+        .security
+        .as_ref()
+        .and_then(|s| s.image_signatures.as_ref())
+        .and_then(|sig| {
+            let dir = loaded
+                .source
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new(""));
+            signing::resolve(sig, dir)
+                .map_err(|(message, hint)| {
+                    ck.at(
+                        &[key("security"), key("imageSignatures"), key("cosignKey")],
+                        message,
+                        Some(hint),
+                    );
+                })
+                .ok()
+        });
 
     // A value with a type error was left out of the checks above; what those checks then say
     // about the same field or the item holding it ("needs `image`") only repeats the type error.
@@ -624,6 +658,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 grafana_dashboard: cfg.monitoring.grafana_dashboard,
             },
             gitops,
+            image_signatures,
             warnings,
         })
     } else {
@@ -871,6 +906,18 @@ fn security_warnings(
             );
         }
     }
+    if let Some(sig) = cfg
+        .security
+        .as_ref()
+        .and_then(|s| s.image_signatures.as_ref())
+        && !sig.install_kyverno
+    {
+        warn(
+            vec![key("security"), key("imageSignatures")],
+            "the image signature policy is a Kyverno ClusterPolicy: Kyverno must run in the cluster".into(),
+            "install Kyverno (or set `installKyverno: true` for `mldeploy infra` to), else `apply` finds no ClusterPolicy kind",
+        );
+    }
     for env in environments.values() {
         let cloud = clusters.get(&env.cluster).map(|c| c.cloud);
         for m in &env.models {
@@ -886,8 +933,49 @@ fn security_warnings(
                         "model `{}` reads its artifact with static keys (Secret `{secret}`) on a cloud",
                         m.name
                     ),
-                    "grant the cloud's workload identity read access to the bucket instead of keys (docs/security.md)",
+                    "set `storage: {identity: workload}` (mldeploy infra grants the cloud's workload identity read on the bucket) and remove `storageSecret` (docs/security.md)",
                 );
+            }
+            if let (Some(c), Some(id)) = (cloud, &m.identity)
+                && c == Cloud::Azure
+                && id.client_id.is_none()
+            {
+                warn(
+                    model_path(&m.name, &["storage"]),
+                    format!(
+                        "the ServiceAccount `{}` of model `{}` has no AKS client id yet, so its pods get no Azure token",
+                        id.name, m.name
+                    ),
+                    "after `mldeploy infra apply`, set `storage.clientId` to the client id it prints (terraform output storage_identities)",
+                );
+            }
+            let uris = std::iter::once(&m.source)
+                .chain(m.canary.as_ref().map(|c| &c.source))
+                .filter_map(|s| match s {
+                    Source::Prepackaged {
+                        model_uri,
+                        storage_secret: None,
+                        ..
+                    } => Some(model_uri),
+                    _ => None,
+                });
+            for uri in uris {
+                if let (Some(c), Some(b), None) = (cloud, storage::Bucket::of(uri), &m.identity)
+                    && c != Cloud::Onprem
+                    && b.cloud() != c
+                {
+                    warn(
+                        model_path(&m.name, &["modelUri"]),
+                        format!(
+                            "`{uri}` of model `{}` is {} but environment `{}` runs on {}: without `storageSecret` only a public bucket can be read",
+                            m.name,
+                            b.store(),
+                            env.name,
+                            c.name()
+                        ),
+                        "copy the artifact to the environment's cloud and use `storage: {identity: workload}`, or set `storageSecret`",
+                    );
+                }
             }
             if !env.production {
                 continue;
@@ -1615,7 +1703,7 @@ fn resolve_models(
     ck: &mut Checker<'_>,
     layers: &EnvLayers<'_>,
     cluster: Option<&ClusterModel>,
-    env_name: &str,
+    (project, env_name): (&str, &str),
     env_cache: Option<&config::Cache>,
 ) -> Vec<Model> {
     let count = match &layers.root.get("models").map(|n| &n.value) {
@@ -1648,7 +1736,7 @@ fn resolve_models(
             found: Vec::new(),
             warned: Vec::new(),
         };
-        let model = check_model(&mut mc, &spec, cluster, env_name, env_cache);
+        let model = check_model(&mut mc, &spec, cluster, (project, env_name), env_cache);
         for (rel, loc, message, hint) in mc.found {
             let path = layers.origin(index, name.as_deref(), &rel, loc);
             ck.problems
@@ -1670,7 +1758,7 @@ fn check_model(
     mc: &mut ModelCheck<'_>,
     spec: &ModelSpec,
     cluster: Option<&ClusterModel>,
-    env_name: &str,
+    (project, env_name): (&str, &str),
     env_cache: Option<&config::Cache>,
 ) -> Option<Model> {
     let before = mc.found.len();
@@ -1692,9 +1780,18 @@ fn check_model(
     }
     check_placement(mc, spec, rt, gpu.as_ref(), cluster);
     let llm = llm::check_llm(mc, spec, rt, gpu.as_ref(), cluster, env_cache);
-    let (env, secret_env) = check_env(mc, spec);
+    let (env, secret_env) = check_env(mc, spec, rt);
     let autoscale = check_autoscale(mc, spec, rt);
     let canary = check_canary(mc, spec, rt, source.as_ref());
+    let identity = storage::check_storage(
+        mc,
+        spec,
+        rt,
+        cluster,
+        (project, env_name),
+        source.as_ref(),
+        canary.as_ref(),
+    );
     let slo = slo::check_slo(mc, spec.slo.as_ref());
     let test = slo::check_test(mc, spec.test.as_ref());
 
@@ -1716,6 +1813,7 @@ fn check_model(
         slo,
         test,
         llm,
+        identity,
     })
 }
 
@@ -2136,6 +2234,7 @@ fn check_placement(
 fn check_env(
     mc: &mut ModelCheck<'_>,
     spec: &ModelSpec,
+    rt: &RuntimeSpec,
 ) -> (BTreeMap<String, String>, Vec<config::SecretEnv>) {
     let mut env = BTreeMap::new();
     for (k, v) in spec.env.iter().flatten() {
@@ -2177,6 +2276,16 @@ fn check_env(
                 &join(&base, &[key("key")]),
                 format!("Secret key `{}` {e}", s.key),
                 None,
+            );
+        }
+        if s.file && !rt.security.secrets.files {
+            mc.at(
+                &join(&base, &[key("file")]),
+                format!(
+                    "runtime `{}` cannot mount Secrets as files",
+                    rt.runtime.name()
+                ),
+                Some(rt.security.secrets.reason.to_string()),
             );
         }
     }

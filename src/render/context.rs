@@ -37,7 +37,87 @@ pub struct EnvContext<'a> {
     pub seldon_v2_servers: Vec<SeldonServerCtx>,
     /// Pod Security level and NetworkPolicies of the namespace.
     pub security: EnvSecurityCtx,
+    /// ServiceAccounts of the workload identities the environment's models use.
+    pub identities: Vec<IdentityAccountCtx>,
+    /// The image signature policy, with the images it covers.
+    pub image_policy: Option<ImagePolicyCtx>,
 }
+
+/// A workload identity's ServiceAccount.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityAccountCtx {
+    /// Name (the cloud identity's too).
+    pub name: String,
+    /// The cloud's binding annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Kyverno ClusterPolicy that admits only images signed with the project's cosign key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePolicyCtx {
+    /// Object name.
+    pub name: String,
+    /// The public key, PEM.
+    pub public_key: String,
+    /// `Enforce` or `Audit`.
+    pub action: &'static str,
+    /// Image references (repositories of the custom images, with `*` for tags and digests).
+    pub images: Vec<String>,
+}
+
+/// How a model's pods take on its workload identity.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelIdentityCtx {
+    /// The identity's ServiceAccount.
+    pub service_account: String,
+    /// Labels the cloud's webhook needs on the pods.
+    pub pod_labels: BTreeMap<String, String>,
+    /// rclone remote configured to take credentials from the pod's identity (Seldon).
+    pub rclone: Option<RcloneCtx>,
+}
+
+/// An rclone remote that reads the bucket with the pod's identity (no keys in it).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RcloneCtx {
+    /// Secret holding the configuration (it holds no credential).
+    pub secret: String,
+    /// Remote name: the modelUri's scheme (`gs`, `s3`).
+    pub remote: &'static str,
+    /// rclone backend type.
+    pub kind: &'static str,
+    /// Options of the remote, sorted.
+    pub options: Vec<EnvVar>,
+    /// Seldon Core v1: options as `RCLONE_CONFIG_<REMOTE>_<OPTION>` variables; else as the JSON
+    /// document Seldon Core v2's agent reads (`json`).
+    pub as_env: bool,
+    /// The remote as Seldon Core v2's agent reads it: `{"name", "type", "parameters"}`.
+    pub json: String,
+}
+
+/// A Secret key mounted as a file, its path given to the container in a variable.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretFileCtx {
+    /// Variable set to the file's path.
+    pub name: String,
+    /// Secret.
+    pub secret: String,
+    /// Key.
+    pub key: String,
+    /// Volume name.
+    pub volume: String,
+    /// Folder the file is mounted in.
+    pub mount_path: String,
+    /// The file.
+    pub path: String,
+}
+
+/// Where Secret files are mounted (`<dir>/<variable>/<key>`).
+const SECRET_FILES_DIR: &str = "/var/run/secrets/mldeploy";
 
 /// Namespace-wide security settings.
 #[derive(Debug, Serialize)]
@@ -99,7 +179,8 @@ pub struct WritablePath {
     pub path: &'static str,
 }
 
-/// A Seldon Core v2 Server that owns GPUs, and the models pinned to it.
+/// A Seldon Core v2 Server of mldeploy's (GPUs, or a workload identity), and the models pinned
+/// to it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeldonServerCtx {
@@ -121,30 +202,47 @@ pub struct SeldonServerCtx {
     pub models: Vec<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The workload identity's ServiceAccount its pods run as (they fetch the artifacts).
+    pub service_account: Option<String>,
 }
 
-/// The Server a model with GPUs is pinned to, for runtimes that place models on Servers.
-fn gpu_server_name(m: &Model) -> Option<(String, &'static str, &GpuUse)> {
-    if runtime::spec(m.runtime).gpus != GpuPlacement::Server {
+/// The Server a model is pinned to, for runtimes that place models on Servers: one of its own
+/// when it has GPUs or (rows with `identity.own_server`) a workload identity, named by the server
+/// config, the GPU request and the identity.
+fn gpu_server_name(m: &Model) -> Option<(String, &'static str, Option<&GpuUse>)> {
+    let row = runtime::spec(m.runtime);
+    if row.gpus != GpuPlacement::Server {
         return None;
     }
-    let (Some(gpu), Source::Prepackaged { server, .. }) = (&m.gpu, &m.source) else {
+    let Source::Prepackaged { server, .. } = &m.source else {
         return None;
     };
+    let identity = m
+        .identity
+        .as_ref()
+        .filter(|_| row.security.identity.own_server);
+    if m.gpu.is_none() && identity.is_none() {
+        return None;
+    }
     let config = runtime::server(*server).seldon_v2_server_config;
-    let cut = match (gpu.mig, gpu.shared) {
-        (Some(profile), _) => format!("-mig-{}", profile.replace('.', "-")),
-        (None, true) => "-shared".to_string(),
-        (None, false) => String::new(),
-    };
-    Some((
-        format!("{config}-{}{cut}-{}", gpu.kind, gpu.count),
-        config,
-        gpu,
-    ))
+    let mut name = config.to_string();
+    if let Some(gpu) = &m.gpu {
+        let cut = match (gpu.mig, gpu.shared) {
+            (Some(profile), _) => format!("-mig-{}", profile.replace('.', "-")),
+            (None, true) => "-shared".to_string(),
+            (None, false) => String::new(),
+        };
+        name.push_str(&format!("-{}{cut}-{}", gpu.kind, gpu.count));
+    }
+    if let Some(id) = identity {
+        name.push('-');
+        name.push_str(&id.name);
+    }
+    Some((name, config, m.gpu.as_ref()))
 }
 
-/// The GPU Servers of an environment's models (sorted by name, so the output is stable).
+/// The Servers of an environment's models that need their own (sorted by name, so the output
+/// is stable).
 fn seldon_v2_servers(
     cluster: &ClusterModel,
     env: &Env,
@@ -165,13 +263,14 @@ fn seldon_v2_servers(
             SeldonServerCtx {
                 name: name.clone(),
                 server_config: config,
-                gpu_resource: gpu_resource(cluster, gpu),
-                gpu: gpu.count,
-                scheduling: scheduling(cluster, Some(gpu)),
+                gpu_resource: gpu.and_then(|g| gpu_resource(cluster, g)),
+                gpu: gpu.map_or(0, |g| g.count),
+                scheduling: scheduling(cluster, gpu),
                 min_replicas: 0,
                 max_replicas: 0,
                 models: Vec::new(),
                 labels: l,
+                service_account: m.identity.as_ref().map(|i| i.name.clone()),
             }
         });
         s.min_replicas = s.min_replicas.max(low.max(1));
@@ -230,6 +329,13 @@ pub struct ModelCtx {
     pub storage_secret: Option<String>,
     /// ServiceAccount that carries the storage Secret (KServe reads credentials through it).
     pub storage_service_account: Option<String>,
+    /// The ServiceAccount the model's pods run as: its workload identity's, else the storage
+    /// Secret's (KServe), else the environment's.
+    pub service_account: String,
+    /// Its workload identity, if any.
+    pub identity: Option<ModelIdentityCtx>,
+    /// `secretEnv` entries mounted as files (`file: true`).
+    pub secret_files: Vec<SecretFileCtx>,
     /// Desired (or minimum) replicas.
     pub replicas: u32,
     /// Requests (and limits) as Kubernetes quantities.
@@ -242,7 +348,7 @@ pub struct ModelCtx {
     pub scheduling: SchedulingCtx,
     /// Plain environment variables, sorted by name.
     pub env: Vec<EnvVar>,
-    /// Variables from Secrets, in config order.
+    /// Variables from Secrets, in config order (those with `file: true` are in `secretFiles`).
     pub secret_env: Vec<crate::config::SecretEnv>,
     /// Autoscaling.
     pub autoscale: Option<crate::model::Autoscale>,
@@ -435,6 +541,55 @@ pub struct ClusterContext<'a> {
     /// Node pools that get an ephemeral OS disk (AKS, `hardening.ephemeralOsDisk`): those whose
     /// VM size has a local disk.
     pub local_disk: Vec<&'a str>,
+    /// Workload identities of the models on the cluster, as the lines of an HCL map
+    /// `"<name>" = { namespaces = [...], buckets = [...] }` (`=` aligned); empty: none.
+    pub storage_identities: Vec<String>,
+    /// The image signature policy's Kyverno, when `mldeploy infra` installs it.
+    pub kyverno: bool,
+}
+
+/// The workload identities of every environment on a cluster: per identity, the namespaces
+/// whose ServiceAccount of that name it is bound to and the buckets it reads.
+fn storage_identities(envs: &[&Env]) -> Vec<String> {
+    let mut ids: BTreeMap<&str, (Vec<&str>, Vec<String>)> = BTreeMap::new();
+    for env in envs {
+        for id in env.models.iter().filter_map(|m| m.identity.as_ref()) {
+            let (namespaces, buckets) = ids.entry(id.name.as_str()).or_default();
+            namespaces.push(env.namespace.as_str());
+            buckets.extend(id.buckets.iter().map(|b| b.id()));
+        }
+    }
+    let list = |items: Vec<String>| {
+        let quoted: Vec<String> = items
+            .iter()
+            .map(|i| {
+                let mut out = Vec::new();
+                let _ = crate::render::quote::hcl(i, &mut out);
+                String::from_utf8(out).unwrap_or_default()
+            })
+            .collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let pairs: BTreeMap<String, String> = ids
+        .into_iter()
+        .map(|(name, (mut namespaces, mut buckets))| {
+            namespaces.sort_unstable();
+            namespaces.dedup();
+            buckets.sort();
+            buckets.dedup();
+            let value = format!(
+                "{{ namespaces = {}, buckets = {} }}",
+                list(namespaces.into_iter().map(str::to_string).collect()),
+                list(buckets)
+            );
+            (name.to_string(), value)
+        })
+        .collect();
+    let width = pairs.keys().map(|k| k.len() + 2).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{:<width$} = {v}", format!("\"{k}\"")))
+        .collect()
 }
 
 /// Whether an Azure VM size has a local (temp) disk that can hold an ephemeral OS disk: a `d`
@@ -641,7 +796,14 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         .map(|m| model_context(p, env, cluster, m))
         .collect();
     let seldon_v2_servers = seldon_v2_servers(cluster, env, &labels);
+    let identities = identity_accounts(cluster, env);
+    let image_policy = p
+        .image_signatures
+        .as_ref()
+        .and_then(|sig| image_policy(p, env, sig));
     EnvContext {
+        identities,
+        image_policy,
         project: ProjectCtx {
             name: &p.name,
             labels: &p.labels,
@@ -658,6 +820,113 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
         seldon_v2_servers,
         models,
     }
+}
+
+/// The ServiceAccounts of the workload identities an environment's models use, annotated as the
+/// cloud's row says (an AKS client id only once it is known).
+fn identity_accounts(cluster: &ClusterModel, env: &Env) -> Vec<IdentityAccountCtx> {
+    let Some(wi) = platform::of(cluster.cloud).workload_identity else {
+        return Vec::new();
+    };
+    let mut out: BTreeMap<&str, IdentityAccountCtx> = BTreeMap::new();
+    for id in env.models.iter().filter_map(|m| m.identity.as_ref()) {
+        let entry = out
+            .entry(id.name.as_str())
+            .or_insert_with(|| IdentityAccountCtx {
+                name: id.name.clone(),
+                annotations: BTreeMap::new(),
+            });
+        let Some((key, template)) = wi.annotation else {
+            continue;
+        };
+        let value = match (template.contains("{clientId}"), &id.client_id) {
+            (true, None) => continue,
+            (_, client_id) => template
+                .replace("{name}", &id.name)
+                .replace(
+                    "{project}",
+                    cluster.gcp_project.as_deref().unwrap_or_default(),
+                )
+                .replace("{clientId}", client_id.as_deref().unwrap_or_default()),
+        };
+        entry.annotations.insert(key.to_string(), value);
+    }
+    out.into_values().collect()
+}
+
+/// The Kyverno policy of an environment: the repositories of its custom images (and canaries).
+/// Prepackaged servers' images are the operators' choice and signed (or not) by their vendors,
+/// so they are not listed; without custom images there is nothing to verify.
+fn image_policy(
+    p: &Project,
+    env: &Env,
+    sig: &crate::model::signing::SignaturePolicy,
+) -> Option<ImagePolicyCtx> {
+    let mut images: Vec<String> = env
+        .models
+        .iter()
+        .flat_map(|m| std::iter::once(&m.source).chain(m.canary.as_ref().map(|c| &c.source)))
+        .filter_map(|s| match s {
+            Source::Image { image, .. } => Some(image_repository(image)),
+            Source::Prepackaged { .. } => None,
+        })
+        .flat_map(|repo| [format!("{repo}:*"), format!("{repo}@*")])
+        .collect();
+    images.sort();
+    images.dedup();
+    (!images.is_empty()).then(|| ImagePolicyCtx {
+        name: format!("{}.{}.verify-images", p.name, env.name),
+        public_key: format!("{}\n", sig.public_key),
+        action: sig.action,
+        images,
+    })
+}
+
+/// The repository of an image reference: without its tag and digest.
+pub fn image_repository(image: &str) -> String {
+    let no_digest = image.split_once('@').map_or(image, |(r, _)| r);
+    // A `:` after the last `/` starts the tag (one before it is a registry's port).
+    match no_digest.rsplit_once('/') {
+        Some((head, last)) => format!("{head}/{}", last.split(':').next().unwrap_or(last)),
+        None => no_digest.split(':').next().unwrap_or(no_digest).to_string(),
+    }
+}
+
+/// The rclone remote of a model that reads `cloud`'s object store with the pod's identity.
+fn rclone(model: &str, cluster: &ClusterModel, as_env: bool) -> Option<RcloneCtx> {
+    let opt = |name: &str, value: &str| EnvVar {
+        name: name.into(),
+        value: value.into(),
+    };
+    let (remote, kind, mut options) = match cluster.cloud {
+        Cloud::Gcp => ("gs", "google cloud storage", vec![opt("env_auth", "true")]),
+        Cloud::Aws => (
+            "s3",
+            "s3",
+            vec![
+                opt("env_auth", "true"),
+                opt("provider", "AWS"),
+                opt("region", cluster.region.as_deref().unwrap_or_default()),
+            ],
+        ),
+        // AKS identities are refused for rclone runtimes (model::storage).
+        Cloud::Azure | Cloud::Onprem => return None,
+    };
+    options.sort_by(|a, b| a.name.cmp(&b.name));
+    let parameters: serde_json::Map<String, serde_json::Value> = options
+        .iter()
+        .map(|o| (o.name.clone(), o.value.clone().into()))
+        .collect();
+    let json =
+        serde_json::json!({"name": remote, "type": kind, "parameters": parameters}).to_string();
+    Some(RcloneCtx {
+        json,
+        secret: format!("{model}-rclone"),
+        remote,
+        kind,
+        options,
+        as_env,
+    })
 }
 
 /// Namespace of kube-prometheus-stack (terraform/common/addons.tf).
@@ -932,12 +1201,50 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
         });
     }
     let floor = m.autoscale.map_or(m.replicas, |a| a.min);
+    let wiring = security::runtime(m.runtime).identity;
+    let identity = m.identity.as_ref().map(|id| ModelIdentityCtx {
+        service_account: id.name.clone(),
+        pod_labels: platform::of(cluster.cloud)
+            .workload_identity
+            .and_then(|w| w.pod_label)
+            .map(|(k, v)| BTreeMap::from([(k.to_string(), v.to_string())]))
+            .unwrap_or_default(),
+        rclone: wiring
+            .rclone
+            .and_then(|r| rclone(&m.name, cluster, r == security::RcloneConfig::EnvSecret)),
+    });
+    let storage_service_account = storage_secret
+        .as_ref()
+        .map(|_| format!("{}-storage", m.name));
+    let service_account = identity
+        .as_ref()
+        .map(|i| i.service_account.clone())
+        .or_else(|| storage_service_account.clone())
+        .unwrap_or_else(|| p.name.clone());
+    let secret_files = m
+        .secret_env
+        .iter()
+        .filter(|s| s.file)
+        .enumerate()
+        .map(|(i, s)| {
+            let mount_path = format!("{SECRET_FILES_DIR}/{}", s.name);
+            SecretFileCtx {
+                name: s.name.clone(),
+                secret: s.secret.clone(),
+                key: s.key.clone(),
+                volume: format!("secret-file-{i}"),
+                path: format!("{mount_path}/{}", s.key),
+                mount_path,
+            }
+        })
+        .collect();
     ModelCtx {
+        storage_service_account,
+        service_account,
+        identity,
+        secret_files,
         name: m.name.clone(),
         runtime: m.runtime.name(),
-        storage_service_account: storage_secret
-            .as_ref()
-            .map(|_| format!("{}-storage", m.name)),
         image,
         port,
         server: server_ctx,
@@ -971,7 +1278,7 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
                 value: value.clone(),
             })
             .collect(),
-        secret_env: m.secret_env.clone(),
+        secret_env: m.secret_env.iter().filter(|s| !s.file).cloned().collect(),
         autoscale: m.autoscale,
         canary,
         versions,
@@ -1117,6 +1424,11 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
             })
             .map(|pool| pool.name.as_str())
             .collect(),
+        storage_identities: storage_identities(&envs),
+        kyverno: p
+            .image_signatures
+            .as_ref()
+            .is_some_and(|s| s.install_kyverno),
     }
 }
 

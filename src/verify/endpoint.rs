@@ -653,6 +653,7 @@ mod tests {
             slo: Default::default(),
             test: Default::default(),
             llm: None,
+            identity: None,
         }
     }
 

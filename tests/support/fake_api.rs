@@ -492,7 +492,7 @@ current-context: fake
             .register_crd(group, version, kind, plural, namespaced);
     }
 
-    /// Register SeldonDeployment, Seldon v2 Model and Experiment, KServe InferenceService and
+    /// Register SeldonDeployment, Seldon v2 Model, Experiment and Server, KServe InferenceService and
     /// Prometheus-operator ServiceMonitor.
     pub fn register_ml_crds(&self) {
         let mut st = self.shared.lock();
@@ -505,6 +505,7 @@ current-context: fake
             ),
             ("mlops.seldon.io", "v1alpha1", "Model", "models"),
             ("mlops.seldon.io", "v1alpha1", "Experiment", "experiments"),
+            ("mlops.seldon.io", "v1alpha1", "Server", "servers"),
             (
                 "serving.kserve.io",
                 "v1beta1",
@@ -1602,7 +1603,10 @@ impl State {
             let mut s = obj.get("status").cloned().unwrap_or_else(|| json!({}));
             s["state"] = json!("Available");
             s
-        } else if kind.is("mlops.seldon.io", "Model") || kind.is("mlops.seldon.io", "Experiment") {
+        } else if kind.is("mlops.seldon.io", "Model")
+            || kind.is("mlops.seldon.io", "Experiment")
+            || kind.is("mlops.seldon.io", "Server")
+        {
             json!({"observedGeneration": generation, "conditions": [ready_condition]})
         } else if kind.is("serving.kserve.io", "InferenceService") {
             json!({

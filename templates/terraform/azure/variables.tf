@@ -33,3 +33,11 @@ variable "private_endpoint" {
   type        = bool
   default     = {{ cluster.controlPlane.privateEndpoint | safe }}
 }
+{%- if storageIdentities %}
+
+variable "storage_resource_group_name" {
+  description = "Resource group of the storage accounts holding the models (null: the cluster's resource group)."
+  type        = string
+  default     = null
+}
+{%- endif %}
