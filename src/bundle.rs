@@ -1,6 +1,7 @@
 //! The bundle: everything one environment renders to — Kubernetes objects in apply order and
 //! Terraform files — each parsed back and checked, ready to write, diff or apply.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -33,8 +34,13 @@ impl Manifest {
     /// The object as JSON. Parsed on demand: render only checks documents (keeping every parsed
     /// tree would cost ten times the text in memory), later stages parse what they use.
     pub fn object(&self) -> Value {
-        serde_saphyr::from_str(&self.text).unwrap_or(Value::Null)
+        parse_object(&self.text)
     }
+}
+
+/// A rendered document as JSON (`null` if it does not parse, which the render check rules out).
+pub fn parse_object(text: &str) -> Value {
+    serde_saphyr::from_str(text).unwrap_or(Value::Null)
 }
 
 /// What a rendered document says about itself: its identity, read in one pass over the parser's
@@ -513,17 +519,39 @@ pub fn group(kind: &str) -> u8 {
 /// templates' autoescape, so a line that is exactly `---` can only come from the template itself.
 pub fn parse_objects(template: &str, text: &str) -> Result<Vec<Manifest>, RenderError> {
     let mut out = Vec::new();
-    let mut doc = String::new();
-    let mut docs = Vec::new();
-    for line in text.lines() {
-        if line.trim_end() == "---" {
-            docs.push(std::mem::take(&mut doc));
-        } else {
-            doc.push_str(line);
-            doc.push('\n');
+    let mut docs: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+    if text.contains('\r') {
+        // `lines()` drops a `\r` before each `\n`: documents are rebuilt line by line.
+        let mut doc = String::new();
+        for line in text.lines() {
+            if line.trim_end() == "---" {
+                docs.push(std::mem::take(&mut doc).into());
+            } else {
+                doc.push_str(line);
+                doc.push('\n');
+            }
         }
+        docs.push(doc.into());
+    } else {
+        // Documents are borrowed from `text` (each up to and with the `\n` before its `---`);
+        // only the last may lack its final newline.
+        let mut start = 0;
+        let mut at = 0;
+        while at < text.len() {
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+            if text[at..end].trim_end() == "---" {
+                docs.push(text[start..at].into());
+                start = end;
+            }
+            at = end;
+        }
+        let last = &text[start..];
+        docs.push(if last.is_empty() || last.ends_with('\n') {
+            last.into()
+        } else {
+            format!("{last}\n").into()
+        });
     }
-    docs.push(doc);
     for doc in docs {
         if doc
             .lines()
@@ -645,32 +673,62 @@ impl Bundle {
     /// render wrote there that are no longer rendered, by the rules of [`crate::fsx`]: files
     /// without mldeploy's header are never overwritten or deleted, links and FIFOs are never
     /// written through. Returns the paths written.
-    pub fn write_to(&self, dir: &Path) -> Result<Vec<String>, RenderError> {
-        let files = self.files();
-        let subs = ["manifests", "terraform"];
-        let wanted: Vec<std::collections::BTreeMap<String, String>> = subs
-            .iter()
-            .map(|sub| {
-                files
-                    .iter()
-                    .filter_map(|(rel, text)| {
-                        let name = rel.strip_prefix(sub)?.strip_prefix('/')?;
-                        Some((name.to_string(), text.clone()))
-                    })
-                    .collect()
-            })
-            .collect();
+    pub fn write_to<'a>(&'a self, dir: &Path) -> Result<Vec<String>, RenderError> {
+        // Each file is (its header line, the rendered text borrowed from the bundle): the
+        // bundle is not copied into a second set of strings before it is written.
+        let header = |template: &str| {
+            format!(
+                "{HEADER} from {template}. Edit mldeploy.yaml, not this file.
+"
+            )
+        };
+        let mut files = Vec::new();
+        let mut folder = |sub: &str, items: Vec<(String, String, &'a str)>| {
+            let mut wanted: BTreeMap<String, (String, &str)> = BTreeMap::new();
+            for (name, head, text) in items {
+                files.push(format!("{sub}/{name}"));
+                // Two objects with one file name (same kind and name, two namespaces): the
+                // greater contents win, as when the files were sorted and collected.
+                match wanted.entry(name) {
+                    std::collections::btree_map::Entry::Occupied(mut e) => {
+                        let (h, t) = e.get();
+                        let old = h.bytes().chain(t.bytes());
+                        if head.bytes().chain(text.bytes()).cmp(old).is_gt() {
+                            e.insert((head, text));
+                        }
+                    }
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert((head, text));
+                    }
+                }
+            }
+            wanted
+        };
+        let manifests = folder(
+            "manifests",
+            self.manifests
+                .iter()
+                .map(|m| (Self::manifest_file(m), header(&m.template), m.text.as_str()))
+                .collect(),
+        );
+        let terraform = folder(
+            "terraform",
+            self.terraform
+                .iter()
+                .map(|t| (t.file.clone(), header(&t.template), t.text.as_str()))
+                .collect(),
+        );
         // Both folders are checked before either is changed: a refusal in terraform/ (a
         // hand-written file, a link) must not leave manifests/ already rewritten.
-        let plans = subs
-            .iter()
-            .zip(&wanted)
-            .map(|(sub, wanted)| crate::fsx::plan_folder(dir, sub, wanted, |_| true))
-            .collect::<Result<Vec<_>, _>>()?;
+        let plans = [
+            crate::fsx::plan_folder(dir, "manifests", &manifests, |_| true)?,
+            crate::fsx::plan_folder(dir, "terraform", &terraform, |_| true)?,
+        ];
         for plan in plans {
             plan.commit()?;
         }
-        Ok(files.into_iter().map(|(rel, _)| rel).collect())
+        files.sort();
+        Ok(files)
     }
 }
 

@@ -436,6 +436,30 @@ fn starts_with_header(path: &Path, seen: &Metadata) -> Result<bool, FileError> {
     Ok(has_header(&head))
 }
 
+/// A file's contents for [`sync_folder`], in pieces (a header line and a rendered text), so a
+/// folder's files need not be joined in memory before they are written.
+pub trait Contents {
+    /// The pieces, in order.
+    fn parts(&self) -> [&[u8]; 2];
+}
+
+impl Contents for String {
+    fn parts(&self) -> [&[u8]; 2] {
+        [self.as_bytes(), b""]
+    }
+}
+
+impl<A: AsRef<str>, B: AsRef<str>> Contents for (A, B) {
+    fn parts(&self) -> [&[u8]; 2] {
+        [self.0.as_ref().as_bytes(), self.1.as_ref().as_bytes()]
+    }
+}
+
+/// Whether `bytes` are the pieces `parts` joined.
+fn same_as(bytes: &[u8], [a, b]: [&[u8]; 2]) -> bool {
+    bytes.len() == a.len() + b.len() && bytes.starts_with(a) && bytes.ends_with(b)
+}
+
 /// What [`sync_folder`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Synced {
@@ -451,10 +475,10 @@ pub struct Synced {
 /// link or special file there, is an error and nothing is written. Entries that are not wanted
 /// and not ours (links, FIFOs, hand-written files) are left alone and never opened unless they
 /// are regular files.
-pub fn sync_folder(
+pub fn sync_folder<C: Contents>(
     root: &Path,
     sub: &str,
-    wanted: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, C>,
     candidate: impl Fn(&str) -> bool,
 ) -> Result<Synced, FileError> {
     plan_folder(root, sub, wanted, candidate)?.commit()
@@ -464,11 +488,11 @@ pub fn sync_folder(
 /// output touches first, and commit only when all of them passed, so that a refusal in one
 /// folder leaves the others as they were.
 #[derive(Debug)]
-pub struct FolderPlan<'a> {
+pub struct FolderPlan<'a, C> {
     root: &'a Path,
     sub: &'a str,
     dir: PathBuf,
-    wanted: &'a BTreeMap<String, String>,
+    wanted: &'a BTreeMap<String, C>,
     /// What the folder held at wanted names (each `lstat`ed once).
     present: BTreeMap<String, Metadata>,
     /// The names it will write and delete.
@@ -477,12 +501,12 @@ pub struct FolderPlan<'a> {
 
 /// Checks what [`sync_folder`] would change in `root/sub`, changing nothing but creating the
 /// folder itself when it is missing.
-pub fn plan_folder<'a>(
+pub fn plan_folder<'a, C: Contents>(
     root: &'a Path,
     sub: &'a str,
-    wanted: &'a BTreeMap<String, String>,
+    wanted: &'a BTreeMap<String, C>,
     candidate: impl Fn(&str) -> bool,
-) -> Result<FolderPlan<'a>, FileError> {
+) -> Result<FolderPlan<'a, C>, FileError> {
     if let Some(bad) = wanted
         .keys()
         .find(|n| !is_plain_relative(n) || n.contains('/'))
@@ -515,7 +539,7 @@ pub fn plan_folder<'a>(
                 });
             }
             let old = read_bounded(open_checked(&path, &meta)?, &path, MAX_GENERATED_BYTES)?;
-            if old != text.as_bytes() {
+            if !same_as(&old, text.parts()) {
                 if !has_header(&old) {
                     return Err(FileError::NotOurs { path });
                 }
@@ -541,7 +565,7 @@ pub fn plan_folder<'a>(
     })
 }
 
-impl FolderPlan<'_> {
+impl<C: Contents> FolderPlan<'_, C> {
     /// Does what was planned: deletes, then writes (each write atomic).
     pub fn commit(self) -> Result<Synced, FileError> {
         let rel = |n: &str| {
@@ -554,12 +578,18 @@ impl FolderPlan<'_> {
         for name in &self.synced.removed {
             remove(self.root, &rel(name))?;
         }
+        // One buffer, reused: each file is joined from its pieces and written in one call.
+        let mut buffer = Vec::new();
         for name in &self.synced.written {
+            let [a, b] = self.wanted[name].parts();
+            buffer.clear();
+            buffer.extend_from_slice(a);
+            buffer.extend_from_slice(b);
             write_in(
                 &self.dir,
                 name,
                 self.present.get(name),
-                self.wanted[name].as_bytes(),
+                &buffer,
                 WriteOptions::default(),
             )?;
         }

@@ -89,6 +89,21 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// A LIST answer: its items as JSON, and the token of the next page.
+#[derive(serde::Deserialize)]
+struct RawList {
+    #[serde(default)]
+    metadata: RawListMeta,
+    #[serde(default)]
+    items: Option<Vec<Value>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RawListMeta {
+    #[serde(rename = "continue", default)]
+    continue_: Option<String>,
+}
+
 /// Attempts of one request in all, for transport failures and 500/502.
 const ATTEMPTS: u32 = 5;
 
@@ -212,6 +227,34 @@ impl Api {
             code: s.code,
             reason: (!s.reason.is_empty()).then(|| s.reason.clone()),
             message: super::escape(&s.message, 600),
+        }
+    }
+
+    /// Sends a request built by kube's request builder for `api` and reads the answer straight
+    /// into `T` (JSON values, not `DynamicObject`s: their flattened fields are buffered by serde
+    /// and every answer was turned back into JSON anyway).
+    fn raw<T, B>(
+        &self,
+        api: &kube::Api<DynamicObject>,
+        verb: &'static str,
+        build: B,
+    ) -> impl Future<Output = Result<T, kube::Error>> + use<T, B>
+    where
+        T: serde::de::DeserializeOwned,
+        B: FnOnce(
+            &kube::core::Request,
+        ) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    {
+        let request = kube::core::Request::new(api.resource_url());
+        let built = build(&request).map(|mut req| {
+            req.extensions_mut().insert(verb);
+            req
+        });
+        let client = self.client.clone();
+        async move {
+            client
+                .request::<T>(built.map_err(kube::Error::BuildRequest)?)
+                .await
         }
     }
 
@@ -343,26 +386,28 @@ impl Api {
         self.resources.lock().await.clear();
     }
 
-    /// An answer as JSON, checked to be an object of the kind asked for.
-    fn checked(what: &str, r: &Resource, obj: DynamicObject) -> Result<Value, ClusterError> {
-        if let Some(types) = &obj.types
-            && types.kind != r.kind
-        {
-            return Err(ClusterError::BadResponse {
-                what: what.to_string(),
-                message: format!("expected a {}, the server sent a {}", r.kind, types.kind),
-            });
-        }
-        if obj.metadata.name.is_none() {
-            return Err(ClusterError::BadResponse {
-                what: what.to_string(),
-                message: "the answer has no metadata.name".into(),
-            });
-        }
-        serde_json::to_value(obj).map_err(|e| ClusterError::BadResponse {
+    /// An answer, checked to be an object of the kind asked for.
+    fn checked(what: &str, r: &Resource, obj: Value) -> Result<Value, ClusterError> {
+        let bad = |message: String| ClusterError::BadResponse {
             what: what.to_string(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        if !obj.is_object() {
+            return Err(bad("the answer is not an object".into()));
+        }
+        if let Some(kind) = obj.get("kind")
+            && *kind != r.kind.as_str()
+        {
+            return Err(bad(format!(
+                "expected a {}, the server sent a {}",
+                r.kind,
+                kind.as_str().unwrap_or("non-string kind")
+            )));
+        }
+        if !obj["metadata"]["name"].is_string() {
+            return Err(bad("the answer has no metadata.name".into()));
+        }
+        Ok(obj)
     }
 
     /// GET one object; `None` when it does not exist.
@@ -374,7 +419,8 @@ impl Api {
     ) -> Result<Option<Value>, ClusterError> {
         let what = format!("get {} {}", r.kind, display(namespace, name));
         let api = self.dynamic(r, namespace);
-        match self.call(&what, || api.get(name)).await? {
+        let get = || self.raw::<Value, _>(&api, "get", |q| q.get(name, &Default::default()));
+        match self.call(&what, get).await? {
             Ok(obj) => Ok(Some(Self::checked(&what, r, obj)?)),
             Err(s) if s.code == 404 => Ok(None),
             Err(s) => Err(Self::api_error(&what, s)),
@@ -402,10 +448,8 @@ impl Api {
         let what = format!("{verb} {} {}", r.kind, display(namespace, name));
         let api = self.dynamic(r, namespace);
         let patch = Patch::Apply(object);
-        match self
-            .call(&what, || api.patch(name, &params, &patch))
-            .await?
-        {
+        let send = || self.raw::<Value, _>(&api, "patch", |q| q.patch(name, &params, &patch));
+        match self.call(&what, send).await? {
             Ok(obj) => Self::checked(&what, r, obj),
             Err(s) if s.code == 409 => {
                 let conflicts: Vec<(String, String)> = s
@@ -455,19 +499,22 @@ impl Api {
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
-            let page = match self.call(&what, || api.list(&lp)).await? {
+            let list = || self.raw::<RawList, _>(&api, "list", |q| q.list(&lp));
+            let page = match self.call(&what, list).await? {
                 Ok(page) => page,
                 Err(s) if s.code == 404 => return Ok(Vec::new()),
                 Err(s) => return Err(Self::api_error(&what, s)),
             };
-            for obj in page.items {
-                let mut v = serde_json::to_value(obj).map_err(|e| ClusterError::BadResponse {
-                    what: what.clone(),
-                    message: e.to_string(),
-                })?;
+            for mut v in page.items.unwrap_or_default() {
+                let Some(obj) = v.as_object_mut() else {
+                    return Err(ClusterError::BadResponse {
+                        what: what.clone(),
+                        message: "a list item is not an object".into(),
+                    });
+                };
                 // List items carry no type; the list's type is the resource's.
-                v["apiVersion"] = Value::from(r.api_version.clone());
-                v["kind"] = Value::from(r.kind.clone());
+                obj.insert("apiVersion".into(), Value::from(r.api_version.as_str()));
+                obj.insert("kind".into(), Value::from(r.kind.as_str()));
                 items.push(v);
             }
             token = page.metadata.continue_.filter(|t| !t.is_empty());

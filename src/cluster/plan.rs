@@ -463,6 +463,9 @@ pub async fn plan(
     opts: Options,
 ) -> Result<Plan, ClusterError> {
     let concurrency = opts.concurrency.max(1);
+    // Reading the rendered YAML back into objects is the plan's main CPU cost: it runs on the
+    // blocking pool while discovery and the LISTs wait for the server.
+    let parsing = parse_manifests(bundle);
     let resources = resolve_kinds(api, bundle, concurrency).await?;
     let find = |api_version: &str, kind: &str| {
         resources
@@ -485,9 +488,9 @@ pub async fn plan(
     // What is rendered, keyed by group-kind.
     let mut parent_labels = serde_json::Map::new();
     let mut rendered: Vec<(Resource, Option<String>, String, Value)> = Vec::new();
-    for m in &bundle.manifests {
+    let objects = parsing.await?;
+    for (m, mut desired) in bundle.manifests.iter().zip(objects) {
         let resource = find(&m.api_version, &m.kind)?;
-        let mut desired = m.object();
         if m.kind == "Namespace"
             && let Some(labels) = desired["metadata"]["labels"].as_object()
         {
@@ -561,13 +564,13 @@ pub async fn plan(
         live.entry(gk).or_default().extend(items);
     }
 
-    // Classify each rendered object.
+    // Classify each rendered object. Its live object is taken out of `live`: what stays there
+    // afterwards is exactly what is live and no longer rendered.
     let changes: Vec<Change> = stream::iter(rendered.into_iter().map(
         |(resource, namespace, name, desired)| {
             let current = live
-                .get(&resource.group_kind())
-                .and_then(|l| l.get(&(namespace.clone(), name.clone())))
-                .cloned();
+                .get_mut(&resource.group_kind())
+                .and_then(|l| l.remove(&(namespace.clone(), name.clone())));
             let recorded = &recorded;
             let ids = &ids;
             async move {
@@ -582,25 +585,19 @@ pub async fn plan(
     .try_collect()
     .await?;
 
-    // Members no longer rendered.
+    // Members no longer rendered (rendered objects were taken out of `live` above).
     let mut prunes = Vec::new();
+    let by_group_kind: BTreeMap<String, &Resource> = lists
+        .values()
+        .map(|l| (l.resource.group_kind(), &l.resource))
+        .rev()
+        .collect();
     for (gk, items) in &live {
         for ((namespace, name), obj) in items {
             if !member_of(obj, &ids) {
                 continue;
             }
-            let rendered = changes.iter().any(|c| {
-                c.resource.group_kind() == *gk && c.name == *name && c.namespace == *namespace
-            });
-            if rendered {
-                continue;
-            }
-            let Some(resource) = lists
-                .values()
-                .map(|l| &l.resource)
-                .find(|r| r.group_kind() == *gk)
-                .cloned()
-            else {
+            let Some(resource) = by_group_kind.get(gk).map(|r| (*r).clone()) else {
                 continue;
             };
             let label = label_of(&resource, namespace.as_deref(), name);
@@ -646,6 +643,37 @@ pub async fn plan(
         legacy: parents.legacy,
         orphans: parents.orphans,
     })
+}
+
+/// Parses the bundle's objects (as [`crate::bundle::Manifest::object`]) on the blocking pool,
+/// one task per core, in bundle order.
+fn parse_manifests(bundle: &Bundle) -> impl Future<Output = Result<Vec<Value>, ClusterError>> {
+    let tasks = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let chunk = bundle.manifests.len().div_ceil(tasks).max(1);
+    let handles: Vec<_> = bundle
+        .manifests
+        .chunks(chunk)
+        .map(|part| {
+            let texts: Vec<String> = part.iter().map(|m| m.text.clone()).collect();
+            tokio::task::spawn_blocking(move || {
+                texts
+                    .iter()
+                    .map(|t| crate::bundle::parse_object(t))
+                    .collect::<Vec<Value>>()
+            })
+        })
+        .collect();
+    async move {
+        let mut out = Vec::new();
+        for h in handles {
+            match h.await {
+                Ok(part) => out.extend(part),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(ClusterError::Other(format!("reading the bundle: {e}"))),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Classifies one rendered object against what is live.

@@ -166,11 +166,6 @@ pub fn render_env(
     shared.insert("monitoring", &ctx.monitoring);
     shared.insert("seldonV2Servers", &ctx.seldon_v2_servers);
 
-    let whole = tera::Context::from_serialize(&ctx).map_err(context_error)?;
-    for t in templates.in_folder("env") {
-        let text = templates.render(t, &whole)?;
-        manifests.extend(crate::bundle::parse_objects(&t.name, &text)?);
-    }
     let model_templates: Vec<(&str, Vec<&Template>)> = crate::config::Runtime::ALL
         .iter()
         .map(|r| {
@@ -196,31 +191,47 @@ pub fn render_env(
         }
         Ok(out)
     };
-    // Models render independently; large environments use every core. Results are joined in
-    // model order and sorted afterwards, so the output does not depend on scheduling.
+    // Environment templates see the whole context (the dashboard has a row per model).
+    let render_env_templates = || -> Result<Vec<Manifest>, RenderError> {
+        let whole = tera::Context::from_serialize(&ctx).map_err(context_error)?;
+        let mut out = Vec::new();
+        for t in templates.in_folder("env") {
+            let text = templates.render(t, &whole)?;
+            out.extend(crate::bundle::parse_objects(&t.name, &text)?);
+        }
+        Ok(out)
+    };
+    // Models render independently; large environments use every core, and the environment's
+    // templates render on this thread meanwhile. Results are joined in order (environment, then
+    // models in model order; an environment error first) and sorted afterwards, so the output
+    // does not depend on scheduling.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     if threads > 1 && ctx.models.len() >= PARALLEL_FROM {
         let chunk = ctx.models.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<Manifest>, RenderError>> = std::thread::scope(|scope| {
+        let (env_part, parts) = std::thread::scope(|scope| {
             let handles: Vec<_> = ctx
                 .models
                 .chunks(chunk)
                 .map(|models| scope.spawn(|| render_models(models)))
                 .collect();
-            handles
+            let env_part = render_env_templates();
+            let parts: Vec<Result<Vec<Manifest>, RenderError>> = handles
                 .into_iter()
                 .map(|h| {
                     h.join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                 })
-                .collect()
+                .collect();
+            (env_part, parts)
         });
+        manifests.extend(env_part?);
         for part in parts {
             manifests.extend(part?);
         }
     } else {
+        manifests.extend(render_env_templates()?);
         manifests.extend(render_models(&ctx.models)?);
     }
 
