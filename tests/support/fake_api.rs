@@ -1738,11 +1738,6 @@ impl State {
                     Reply::method_not_allowed("fake-api: watch is not supported")
                 }
                 Method::GET => self.list(&kind, ns, call),
-                Method::POST => match ns {
-                    Some(ns) => self.create(&kind, Some(ns), call),
-                    None if !kind.namespaced => self.create(&kind, None, call),
-                    None => Reply::not_found_path(),
-                },
                 _ => Reply::method_not_allowed(&format!(
                     "the server does not allow this method on the requested resource ({method})"
                 )),
@@ -1758,7 +1753,6 @@ impl State {
                         None => not_found(&kind, name),
                     },
                     Method::PATCH => self.patch(&kind, &key, sub, call),
-                    Method::PUT => self.replace(&kind, &key, sub, call),
                     Method::DELETE if sub.is_empty() => self.delete(&kind, &key, call),
                     _ => Reply::method_not_allowed(&format!(
                         "the server does not allow this method on the requested resource ({method})"
@@ -1985,90 +1979,6 @@ impl State {
         }
     }
 
-    fn create(&mut self, kind: &KindInfo, ns: Option<&str>, call: &Call<'_>) -> Reply {
-        let body = match call.body() {
-            Ok(b) => b.clone(),
-            Err(r) => return r,
-        };
-        if let Err(r) = self.check_type(kind, &body) {
-            return r;
-        }
-        let mut obj = body;
-        strip_nulls(&mut obj);
-        let name = match (
-            obj["metadata"]["name"].as_str(),
-            obj["metadata"]["generateName"].as_str(),
-        ) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(prefix)) => format!("{prefix}{:05x}", self.resource_version + 1),
-            (None, None) => return Reply::bad_request("metadata.name: Required value"),
-        };
-        let key = obj_key(kind, ns, &name);
-        if kind.namespaced
-            && let Some(n) = obj["metadata"]["namespace"].as_str()
-            && n != key.2
-        {
-            return Reply::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            );
-        }
-        if let Some(r) = self.namespace_missing(kind, &key.2) {
-            return r;
-        }
-        if self.objects.contains_key(&key) {
-            return Reply::error(
-                409,
-                "AlreadyExists",
-                &format!("{} \"{name}\" already exists", kind.resource()),
-                Some(json!({"name": name, "group": kind.group, "kind": kind.plural})),
-            );
-        }
-        if kind.status
-            && let Some(m) = obj.as_object_mut()
-        {
-            m.remove("status");
-        }
-        obj["metadata"]["name"] = json!(name);
-        let mut ip = self.ip_seq;
-        default_object(kind, &mut obj, None, &mut ip);
-        let mut owners = Owners::new();
-        update_owners(
-            &mut owners,
-            &call.manager(),
-            "",
-            &json!({}),
-            &owned_view(&obj, kind, ""),
-        );
-        let out = self.commit(kind, &key, None, obj, owners, call.dry_run);
-        if !call.dry_run {
-            self.ip_seq = ip;
-        }
-        Reply::json(201, &view(kind, &out))
-    }
-
-    fn replace(&mut self, kind: &KindInfo, key: &ObjKey, sub: &str, call: &Call<'_>) -> Reply {
-        let body = match call.body() {
-            Ok(b) => b.clone(),
-            Err(r) => return r,
-        };
-        if let Err(r) = self
-            .check_type(kind, &body)
-            .and_then(|()| self.check_identity(kind, key, &body))
-        {
-            return r;
-        }
-        let Some(old) = self.objects.get(key).cloned() else {
-            return not_found(kind, &key.3);
-        };
-        if let Err(r) = Self::precondition(&old, &body) {
-            return r;
-        }
-        let mut new = body;
-        strip_nulls(&mut new);
-        let new = restrict_to_endpoint(kind, sub, &old.obj, new);
-        self.finish_update(kind, key, sub, old, new, call)
-    }
-
     fn patch(&mut self, kind: &KindInfo, key: &ObjKey, sub: &str, call: &Call<'_>) -> Reply {
         let ct = call
             .content_type
@@ -2115,7 +2025,7 @@ impl State {
         self.finish_update(kind, key, sub, old, new, call)
     }
 
-    /// Common end of PUT and merge PATCH: defaulting, Update-operation ownership, commit.
+    /// End of a merge PATCH: defaulting, Update-operation ownership, commit.
     fn finish_update(
         &mut self,
         kind: &KindInfo,
@@ -3005,7 +2915,7 @@ mod tests {
     use std::time::Instant;
 
     use futures::StreamExt as _;
-    use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+    use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
     use kube::config::{KubeConfigOptions, Kubeconfig};
     use kube::core::{GroupVersionKind, Status};
     use kube::discovery::{ApiResource, Scope, pinned_kind};
@@ -3903,33 +3813,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn post_put_merge_patch_status_and_delete() {
+    async fn merge_patch_status_and_delete() {
         let fake = FakeApi::start();
         let client = client(&fake).await;
         let api = config_maps(&client, "default").await;
-        let pp = PostParams::default();
-
-        let created = api
-            .create(&pp, &dynamic(config_map("plain", "default", json!({}))))
-            .await
-            .expect("create");
-        assert_eq!(fake.requests().last().expect("request").status, 201);
-        let status = api_error(
-            api.create(&pp, &dynamic(config_map("plain", "default", json!({}))))
-                .await,
-        );
-        assert_eq!(
-            (status.code, status.reason.as_str()),
-            (409, "AlreadyExists")
-        );
-
-        let mut changed = created.clone();
-        changed.data["data"]["key"] = json!("changed");
-        let replaced = api.replace("plain", &pp, &changed).await.expect("replace");
-        assert_eq!(replaced.data["data"]["key"], "changed");
-        assert_ne!(rv(&replaced), rv(&created));
-        let stale = api_error(api.replace("plain", &pp, &changed).await);
-        assert_eq!(stale.code, 409, "stale resourceVersion");
+        api.patch(
+            "plain",
+            &ssa(),
+            &Patch::Apply(dynamic(config_map("plain", "default", json!({})))),
+        )
+        .await
+        .expect("apply");
 
         // Status through the subresource; the main endpoint ignores status.
         let deploys = deployments(&client, "default").await;
