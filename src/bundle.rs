@@ -501,8 +501,9 @@ pub fn group(kind: &str) -> u8 {
         // NetworkPolicies exist before the pods they protect.
         "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
         | "NetworkPolicy" => 2,
-        // A ResourceClaimTemplate exists before the pods whose claims are made from it.
-        "ConfigMap" | "Secret" | "ResourceClaimTemplate" => 3,
+        // A ResourceClaimTemplate exists before the pods whose claims are made from it, and a
+        // PersistentVolumeClaim (a model's weight cache) before the pods that mount it.
+        "ConfigMap" | "Secret" | "ResourceClaimTemplate" | "PersistentVolumeClaim" => 3,
         "Service" => 4,
         "Deployment"
         | "StatefulSet"

@@ -8,6 +8,7 @@ mod fuzz;
 mod gitops;
 mod identity;
 mod infra;
+mod llm;
 mod names;
 mod network;
 mod policy;

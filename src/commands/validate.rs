@@ -11,6 +11,8 @@ const CHECKED: &[&str] = &[
     "GPU types against the catalog and each cluster's cloud",
     "a node pool for every GPU model in its environment's cluster",
     "workload identity: the cloud has one, buckets of the environment's cloud, names it accepts",
+    "language models: the runtime serves vLLM and fetches the model URI, tensor parallelism, \
+     whether the weights fit the GPUs",
     "security (warnings): static storage keys on clouds, mutable image tags in production, \
      an API server open to the internet, \
      an AKS identity without its client id, a bucket of another cloud, Kyverno for signatures",

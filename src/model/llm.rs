@@ -488,6 +488,24 @@ pub(super) fn check_llm(
             );
         }
     }
+    // The LLMInferenceService's presets expand VLLM_ADDITIONAL_ARGS in a shell, split at blanks.
+    if kind == Some(LlmKind::Llmisvc) {
+        for (i, arg) in extra_args.iter().enumerate() {
+            if !arg.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'_' | b'=' | b'.' | b',' | b':' | b'/' | b'@' | b'+'
+                    )
+            }) {
+                mc.at(
+                    &[key("llm"), key("extraArgs"), Seg::Index(i)],
+                    format!("`{arg}` cannot pass through VLLM_ADDITIONAL_ARGS, which the LLMInferenceService's presets split at blanks in a shell"),
+                    Some("write each flag as `--name=value` without blanks, quotes or shell characters, or use `llm.kind: inferenceservice`".into()),
+                );
+            }
+        }
+    }
     if let Some(image) = &l.image {
         if rt.runtime != Runtime::Deployment {
             mc.at(

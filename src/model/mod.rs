@@ -991,6 +991,10 @@ fn security_warnings(
             {
                 images.push((image, model_path(&m.name, &["canary", "image"])));
             }
+            // A vLLM Deployment's image (`llm.image`, or the default by tag).
+            if let Some(l) = m.llm.as_ref().filter(|l| l.kind.is_none()) {
+                images.push((&l.image, model_path(&m.name, &["llm", "image"])));
+            }
             for (image, path) in images {
                 if !pinned_by_digest(image) {
                     warn(

@@ -364,6 +364,11 @@ pub struct ModelCtx {
     pub gpu_server: Option<String>,
     /// Pod hardening and NetworkPolicy inputs.
     pub security: ModelSecurityCtx,
+    /// Language-model settings (`server: vllm`).
+    pub llm: Option<super::llm::LlmCtx>,
+    /// Secrets the storage ServiceAccount carries (`storageSecret`, and the Hugging Face token
+    /// that KServe's storage initializer reads from there).
+    pub storage_secrets: Vec<String>,
 }
 
 /// Runtime-specific names of a prepackaged server (its [`crate::runtime::ServerSpec`] row).
@@ -1157,6 +1162,7 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
     ]);
     labels.extend(selector.clone());
     labels.insert("mldeploy.io/runtime".into(), m.runtime.name().into());
+    let llm = super::llm::llm_context(m);
     let (image, port, server_ctx, model_uri, storage_secret) = match &m.source {
         Source::Image { image, port } => (Some(image.clone()), Some(*port), None, None, None),
         Source::Prepackaged {
@@ -1201,6 +1207,36 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
         });
     }
     let floor = m.autoscale.map_or(m.replicas, |a| a.min);
+    // vLLM on a Deployment listens on its OpenAI port; our Service and policies follow it.
+    let port = port.or(llm
+        .as_ref()
+        .filter(|l| l.kind == "deployment")
+        .map(|l| l.port));
+    let mut secret_env: Vec<crate::config::SecretEnv> =
+        m.secret_env.iter().filter(|s| !s.file).cloned().collect();
+    let hf_token = m.llm.as_ref().and_then(|l| l.hf_token.clone());
+    // A vLLM Deployment reads the token from a mounted file (`LlmCtx::token_file`).
+    if llm.as_ref().is_some_and(|l| l.token_file.is_none()) {
+        secret_env.extend(hf_token.clone());
+    }
+    // KServe's storage initializer reads HF_TOKEN from the Secrets of the predictor's
+    // ServiceAccount (its own container does not see the predictor's env).
+    let storage_secrets: Vec<String> = storage_secret
+        .iter()
+        .cloned()
+        .chain(
+            hf_token
+                .filter(|_| {
+                    llm.as_ref().is_some_and(|l| {
+                        l.kind == "inferenceservice"
+                            && l.storage_uri
+                                .as_deref()
+                                .is_some_and(|u| u.starts_with("hf://"))
+                    })
+                })
+                .map(|t| t.secret),
+        )
+        .collect();
     let wiring = security::runtime(m.runtime).identity;
     let identity = m.identity.as_ref().map(|id| ModelIdentityCtx {
         service_account: id.name.clone(),
@@ -1213,9 +1249,8 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
             .rclone
             .and_then(|r| rclone(&m.name, cluster, r == security::RcloneConfig::EnvSecret)),
     });
-    let storage_service_account = storage_secret
-        .as_ref()
-        .map(|_| format!("{}-storage", m.name));
+    let storage_service_account =
+        (!storage_secrets.is_empty()).then(|| format!("{}-storage", m.name));
     let service_account = identity
         .as_ref()
         .map(|i| i.service_account.clone())
@@ -1278,7 +1313,9 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
                 value: value.clone(),
             })
             .collect(),
-        secret_env: m.secret_env.iter().filter(|s| !s.file).cloned().collect(),
+        secret_env,
+        llm,
+        storage_secrets,
         autoscale: m.autoscale,
         canary,
         versions,

@@ -2,6 +2,7 @@
 //! objects. Pure and deterministic: the same config renders the same bytes.
 
 pub mod context;
+pub mod llm;
 pub mod quote;
 pub mod templates;
 
