@@ -395,6 +395,19 @@ pub fn parse_outputs(json: &str) -> Result<BTreeMap<String, Value>, String> {
         .collect())
 }
 
+/// What to set in mldeploy.yaml for each workload identity whose ServiceAccount annotation is
+/// only known after `apply` (AKS client ids): `(identity, value)` from the `storage_identities`
+/// output, sorted.
+pub fn storage_identities(outputs: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+    outputs
+        .get("storage_identities")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect()
+}
+
 /// A kubeconfig (as JSON, which is YAML too) for a managed cluster from Terraform's outputs, with
 /// one cluster, user and context, all called `name`. Err lists the outputs that are missing.
 pub fn managed_kubeconfig(
@@ -786,6 +799,26 @@ mod tests {
             Some(Diagnosis::BackendChanged)
         );
         assert_eq!(diagnose("Error: Invalid provider\n"), None);
+    }
+
+    #[test]
+    fn storage_identities_come_from_their_output() {
+        let outputs = parse_outputs(
+            r#"{"storage_identities": {"sensitive": false, "type": ["map", "string"],
+                "value": {"b-storage": "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b", "a": "x"}}}"#,
+        )
+        .expect("json");
+        assert_eq!(
+            storage_identities(&outputs),
+            vec![
+                ("a".to_string(), "x".to_string()),
+                (
+                    "b-storage".to_string(),
+                    "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b".to_string()
+                )
+            ]
+        );
+        assert!(storage_identities(&BTreeMap::new()).is_empty());
     }
 
     #[test]

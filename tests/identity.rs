@@ -475,3 +475,41 @@ fn signed_images_get_a_kyverno_policy_for_the_custom_images_only() {
     assert_eq!(policy.namespace, None);
     insta::assert_snapshot!("identity-kyverno-policy", policy.text);
 }
+
+#[test]
+fn install_kyverno_adds_a_pinned_helm_release_next_to_the_policy() {
+    let text = r#"version: 1
+project: shop
+security:
+  imageSignatures:
+    cosignKey: "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"
+    installKyverno: true
+models:
+  - {name: app, image: "registry.example.com/app:1"}
+clusters:
+  k: {cloud: onprem, context: k3s}
+environments:
+  prod: {cluster: k}
+"#;
+    let b = render(&project(text), "prod");
+    let addons = b
+        .terraform
+        .iter()
+        .find(|t| t.file == "addons.tf")
+        .expect("addons.tf");
+    assert!(
+        addons
+            .text
+            .contains("resource \"helm_release\" \"kyverno\"")
+            && addons.text.contains("version          = \"3.5.2\""),
+        "{}",
+        addons.text
+    );
+    assert!(b.manifests.iter().any(|m| m.kind == "ClusterPolicy"));
+    // Without installKyverno the chart is left to the platform team.
+    let b = render(
+        &project(&text.replace("installKyverno: true", "action: Enforce")),
+        "prod",
+    );
+    assert!(b.terraform.iter().all(|t| !t.text.contains("kyverno")));
+}

@@ -586,6 +586,11 @@ fn terraform(
     if code == exit::ERROR {
         return Err(failed(&ws, action.name(), &ran));
     }
+    let identities = if action == Action::Apply {
+        client_ids_after_apply(&ws, cluster)
+    } else {
+        Vec::new()
+    };
     if ctx.json() {
         print_json(&json!({
             "ok": true,
@@ -593,9 +598,47 @@ fn terraform(
             "action": action.name(),
             "changes": code == exit::CHANGES,
             "dir": ws.dir.display().to_string(),
+            "storageIdentities": identities
+                .iter()
+                .map(|(name, id)| json!({"name": name, "clientId": id}))
+                .collect::<Vec<_>>(),
         }));
+    } else if !identities.is_empty() {
+        errln!(
+            "workload identities of cluster {}: set `storage.clientId` of the models that use each",
+            cluster.name
+        );
+        for (name, id) in &identities {
+            errln!("  {name}: clientId: {id}");
+        }
     }
     Ok(code)
+}
+
+/// After `apply` on a cloud whose ServiceAccounts need a value Terraform creates (AKS client
+/// ids), that value per identity from `terraform output`; empty elsewhere, or when the output
+/// cannot be read (the apply itself succeeded, so this only costs the hint).
+fn client_ids_after_apply(ws: &Workspace, cluster: &ClusterModel) -> Vec<(String, String)> {
+    let after = crate::platform::of(cluster.cloud)
+        .workload_identity
+        .is_some_and(|w| w.annotation_after_infra);
+    if !after {
+        return Vec::new();
+    }
+    let Ok(ran) = run_terraform(
+        ws,
+        &["output".into(), "-json".into(), "-no-color".into()],
+        Out::Capture,
+        false,
+    ) else {
+        return Vec::new();
+    };
+    if ran.code != Some(0) {
+        return Vec::new();
+    }
+    infra::parse_outputs(&ran.stdout)
+        .map(|o| infra::storage_identities(&o))
+        .unwrap_or_default()
 }
 
 /// Reads kubeconfig files as YAML documents: `--kubeconfig`, else every file of $KUBECONFIG,

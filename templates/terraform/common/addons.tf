@@ -1,6 +1,6 @@
 {#- Platform add-ons, the same on every cloud. Each cloud's main.tf defines
     terraform_data.cluster_ready, which exists once the cluster and all its node pools do. -#}
-{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.amdDevicePlugin or gpuOperator or addons.prometheus -%}
+{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.amdDevicePlugin or gpuOperator or addons.prometheus or kyverno -%}
 # Platform add-ons that the rendered manifests rely on, installed with Helm once the cluster and
 # its node pools exist (terraform_data.cluster_ready) and removed before them. Chart versions are
 # pinned; bump them here, not in the cluster.
@@ -360,6 +360,21 @@ resource "helm_release" "kube_prometheus_stack" {
       }
     }),
   ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- if kyverno %}
+
+# Kyverno, for the image signature policy (security.imageSignatures with installKyverno): its
+# admission webhook verifies cosign signatures of the models' images.
+resource "helm_release" "kyverno" {
+  name             = "kyverno"
+  repository       = "https://kyverno.github.io/kyverno"
+  chart            = "kyverno"
+  version          = "3.5.2"
+  namespace        = "kyverno"
+  create_namespace = true
 
   depends_on = [terraform_data.cluster_ready]
 }
