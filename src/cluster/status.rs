@@ -31,7 +31,15 @@ pub async fn status(api: &Api, env: &Env) -> Result<Vec<ModelStatus>, ClusterErr
     let mut out = Vec::new();
     for m in &env.models {
         let spec = crate::runtime::spec(m.runtime);
-        let kind = spec.serving.kind;
+        // A language model is carried by its runtime's LLM object (an LLMInferenceService on
+        // KServe with `llm.kind: llmisvc`).
+        let llm = m
+            .llm
+            .as_ref()
+            .and_then(|l| crate::runtime::llm_object(m.runtime, l.kind).ok());
+        let serving = llm.map_or(spec.serving, |o| o.watched);
+        let endpoint = llm.map_or(spec.endpoint, |o| o.endpoint);
+        let kind = serving.kind;
         let ns = env.namespace.as_str();
         let live = match api.resource(kind.api_version, kind.kind).await? {
             Some(r) => api.get(&r, Some(ns), &m.name).await?,
@@ -48,7 +56,7 @@ pub async fn status(api: &Api, env: &Env) -> Result<Vec<ModelStatus>, ClusterErr
             });
             continue;
         };
-        let state = match spec.serving.readiness.check(&obj) {
+        let state = match serving.readiness.check(&obj) {
             Err(why) => format!("not ready: {why}"),
             Ok(()) => "ready".into(),
         };
@@ -65,7 +73,7 @@ pub async fn status(api: &Api, env: &Env) -> Result<Vec<ModelStatus>, ClusterErr
             desired,
             ready_replicas: ready,
             state,
-            endpoint: spec.endpoint.resolve(&m.name, ns, port, &obj),
+            endpoint: endpoint.resolve(&m.name, ns, port, &obj),
         });
     }
     Ok(out)

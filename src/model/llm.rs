@@ -850,4 +850,59 @@ mod tests {
         );
         assert_eq!(bytes_per_param(None, Some(Quantization::Fp8)), 1.0);
     }
+
+    fn gpu(kind: &'static str, count: u32, mig: Option<&'static str>, shared: bool) -> GpuUse {
+        GpuUse {
+            kind,
+            count,
+            accelerator: None,
+            vendor: catalog::Vendor::Nvidia,
+            share: None,
+            shared,
+            mig,
+            claim: false,
+        }
+    }
+
+    #[test]
+    fn replica_memory_counts_slices_and_shares() {
+        assert_eq!(
+            replica_memory_gb(&gpu("l4", 2, None, false), None),
+            Some(48.0)
+        );
+        assert_eq!(
+            replica_memory_gb(&gpu("a100-80gb", 1, Some("3g.40gb"), false), None),
+            Some(40.0)
+        );
+        // A time-slice: the GPU's memory over the slices of the pool it runs on.
+        let mut pool = gpu("t4", 1, None, false);
+        pool.share = Some(4);
+        let cluster = ClusterModel {
+            name: "c".into(),
+            cloud: config::Cloud::Onprem,
+            region: None,
+            gcp_project: None,
+            gcp_zone: None,
+            aws_vpc_id: None,
+            aws_subnet_ids: Vec::new(),
+            azure_resource_group: None,
+            kubernetes_version: None,
+            node_pools: Vec::new(),
+            context: None,
+            distribution: None,
+            arch: None,
+            gpus: vec![pool],
+            state: None,
+            control_plane: Default::default(),
+            hardening: Default::default(),
+        };
+        assert_eq!(
+            replica_memory_gb(&gpu("t4", 1, None, true), Some(&cluster)),
+            Some(4.0)
+        );
+        assert_eq!(
+            replica_memory_gb(&gpu("t4", 1, None, true), None),
+            Some(16.0)
+        );
+    }
 }
