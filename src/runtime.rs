@@ -881,6 +881,67 @@ pub fn spec(runtime: Runtime) -> &'static RuntimeSpec {
         .unwrap_or(&RUNTIMES[RUNTIMES.len() - 1])
 }
 
+/// Where `test` reaches each runtime, as a Markdown table: docs/test.md embeds it and a unit
+/// test keeps the two in step.
+pub fn reach_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "| runtime | Service (port) | canary | routed by | protocol | servers that differ |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let name = |t: &str| format!("`{}`", t.replace("{name}", "<name>"));
+    for r in RUNTIMES {
+        let reach = &r.reach;
+        let port = match reach.port {
+            ServicePort::Fixed(p) => p.to_string(),
+            ServicePort::Model => "the model's `port`".into(),
+        };
+        let canary = if !r.splits_traffic {
+            "— (no split)".to_string()
+        } else if reach.canary_service != reach.service {
+            name(reach.canary_service)
+        } else if reach.canary_model != "{name}" {
+            format!(
+                "{}, as {}",
+                name(reach.canary_service),
+                name(reach.canary_model)
+            )
+        } else {
+            "the same Service (measures the split)".to_string()
+        };
+        let routed = reach
+            .model_header
+            .map_or("—".to_string(), |h| format!("header `{h}: <name>`"));
+        let servers: Vec<String> = reach
+            .servers
+            .iter()
+            .map(|s| {
+                let mut t = format!("`{}`: `{}`", s.server.name(), s.protocol.name());
+                if !s.prefix.is_empty() {
+                    let _ = write!(t, " under `{}`", s.prefix);
+                }
+                if let Some(p) = s.port {
+                    let _ = write!(t, ", port {p}");
+                }
+                t
+            })
+            .collect();
+        let servers = if servers.is_empty() {
+            "—".to_string()
+        } else {
+            servers.join("; ")
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} ({port}) | {canary} | {routed} | `{}` | {servers} |",
+            r.runtime.name(),
+            name(reach.service),
+            reach.protocol.name()
+        );
+    }
+    out
+}
+
 /// Names of the runtimes for which `pred` holds, for hints (`seldon`, `kserve`).
 pub fn names_where(pred: impl Fn(&RuntimeSpec) -> bool) -> String {
     let names: Vec<String> = RUNTIMES
@@ -1117,6 +1178,20 @@ mod tests {
         let d = spec(Runtime::Deployment).reach;
         assert_eq!(d.resolve("m", None, Some(9000), false).port, 9000);
         assert_eq!(d.resolve("m", Some(Server::Sklearn), None, false).port, 80);
+    }
+
+    #[test]
+    fn docs_test_md_has_the_reach_table_of_the_rows() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/test.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let start = doc.find("<!-- reach-table").unwrap();
+        let start = start + doc[start..].find('\n').unwrap() + 1;
+        let end = doc.find("<!-- /reach-table -->").unwrap();
+        assert_eq!(
+            &doc[start..end],
+            reach_table(),
+            "docs/test.md: replace the table between the reach-table markers with runtime::reach_table()"
+        );
     }
 
     #[test]
