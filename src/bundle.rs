@@ -511,6 +511,8 @@ pub fn group(kind: &str) -> u8 {
         | "Job"
         | "HorizontalPodAutoscaler"
         | "PodDisruptionBudget" => 5,
+        // After the Deployment it scales (KEDA reads the target when the object is created).
+        "ScaledObject" => 6,
         "ServiceMonitor" | "PodMonitor" | "PrometheusRule" => 7,
         _ => 6,
     }

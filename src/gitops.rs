@@ -174,8 +174,22 @@ fn metadata(out: &mut String, name: &str, namespace: &str, labels: &BTreeMap<Str
     }
 }
 
+/// Workloads mldeploy renders whose replicas an autoscaler (an HPA, or KEDA's) owns:
+/// (apiVersion, kind, name). Their manifests leave `replicas` out; the GitOps engine is told
+/// too, so that a scaled count is not drift.
+pub fn scaled_workloads(env: &Env) -> Vec<(&'static str, &'static str, String)> {
+    env.models
+        .iter()
+        .filter(|m| m.autoscale.is_some())
+        .map(|m| (crate::runtime::spec(m.runtime).serving, m))
+        .filter(|(w, _)| w.readiness == crate::runtime::Readiness::Rollout)
+        .map(|(w, m)| (w.kind.api_version, w.kind.kind, m.name.clone()))
+        .collect()
+}
+
 /// An Argo CD Application syncing `apps/<env>` into the cluster Argo CD runs in. The namespace
 /// is rendered as an object, so Argo CD must not create it; server-side apply matches `apply`.
+/// Autoscaled workloads' `/spec/replicas` is ignored in diffs and syncs.
 fn argocd_application(project: &Project, env: &Env, g: &Gitops) -> String {
     let mut out = generated_header();
     out.push_str("apiVersion: argoproj.io/v1alpha1\nkind: Application\n");
@@ -209,6 +223,32 @@ fn argocd_application(project: &Project, env: &Env, g: &Gitops) -> String {
         path = yaml_string(&repo_path(g, &env.name)),
         namespace = yaml_string(&env.namespace),
     );
+    let scaled = scaled_workloads(env);
+    if !scaled.is_empty() {
+        out.push_str(
+            "      - RespectIgnoreDifferences=true
+  # An HPA or KEDA owns these workloads' replicas: not drift, and never synced back.
+  ignoreDifferences:
+",
+        );
+        for (api_version, kind, name) in scaled {
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let _ = write!(
+                out,
+                "    - group: {group}
+      kind: {kind}
+      name: {name}
+      namespace: {namespace}
+      jsonPointers:
+        - /spec/replicas
+",
+                group = yaml_string(group),
+                kind = yaml_string(kind),
+                name = yaml_string(&name),
+                namespace = yaml_string(&env.namespace),
+            );
+        }
+    }
     out
 }
 
@@ -265,6 +305,18 @@ kind: Kustomization
         name = yaml_string(&name),
         path = yaml_string(&format!("./{}", repo_path(g, &env.name))),
     );
+    let scaled = scaled_workloads(env);
+    if !scaled.is_empty() {
+        // Flux applies server-side and owns only the fields it applies: a manifest without
+        // `replicas` leaves them to the autoscaler, and drift detection does not see them.
+        out.push_str(
+            "# Autoscaled (their manifests leave `replicas` to the HPA or KEDA, so Flux's\n\
+             # server-side apply never owns or reverts it):\n",
+        );
+        for (_, kind, name) in scaled {
+            let _ = writeln!(out, "#   {kind} {}/{name}", env.namespace);
+        }
+    }
     out
 }
 

@@ -225,6 +225,15 @@ pub struct Addon {
     pub install_hint: &'static str,
 }
 
+/// How KEDA scales a runtime's models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Keda {
+    /// The Deployment whose pods serve the model (`{name}` is filled in): the presets' PromQL
+    /// selects its pods by name.
+    pub workload: &'static str,
+}
+
 /// Where a model's GPUs are requested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -372,8 +381,11 @@ pub struct RuntimeSpec {
     pub gpus: GpuPlacement,
     /// Splits traffic between a model and its canary.
     pub splits_traffic: bool,
-    /// Scales to zero replicas.
+    /// Scales to zero replicas by itself (Knative), whatever it scales on.
     pub scales_to_zero: bool,
+    /// Scales on a Prometheus metric through KEDA (`autoscale.metric`), down to zero: with a
+    /// ScaledObject of its own (`deployment`) or the operator's KEDA autoscaler class (`kserve`).
+    pub keda: Option<Keda>,
     /// Can request GPUs through a DRA ResourceClaim (its pod spec has `resourceClaims`).
     pub dra: bool,
     /// Has arm64 images and runs without a service mesh, so it fits an edge box.
@@ -500,6 +512,16 @@ pub const LLM_INFERENCE_SERVICE: Watched = Watched {
     readiness: Readiness::ReadyCondition,
 };
 
+/// KEDA ScaledObjects (runtime `deployment` with `autoscale.metric`): `Ready` once KEDA has
+/// set up scaling (its HPA, the trigger's metric source).
+pub const SCALED_OBJECT: Watched = Watched {
+    kind: Kind {
+        api_version: "keda.sh/v1alpha1",
+        kind: "ScaledObject",
+    },
+    readiness: Readiness::ReadyCondition,
+};
+
 /// Seldon Core v2 Servers: mldeploy renders them for models with GPUs.
 pub const SELDON_V2_SERVER: Watched = Watched {
     kind: Kind {
@@ -527,6 +549,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
         gpus: GpuPlacement::Pod,
         splits_traffic: true,
         scales_to_zero: false,
+        keda: None,
         dra: false,
         edge: false,
         addon: Some(Addon {
@@ -620,6 +643,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
         gpus: GpuPlacement::Server,
         splits_traffic: true,
         scales_to_zero: false,
+        keda: None,
         dra: false,
         edge: false,
         addon: Some(Addon {
@@ -697,6 +721,10 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
         gpus: GpuPlacement::Pod,
         splits_traffic: true,
         scales_to_zero: true,
+        // KServe renders the ScaledObject itself (Standard mode) for its predictor Deployment.
+        keda: Some(Keda {
+            workload: "{name}-predictor",
+        }),
         dra: false,
         edge: true,
         addon: Some(Addon {
@@ -793,12 +821,13 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             },
             readiness: Readiness::Rollout,
         },
-        also_watched: &[],
+        also_watched: &[SCALED_OBJECT],
         images: true,
         prepackaged: false,
         gpus: GpuPlacement::Pod,
         splits_traffic: false,
         scales_to_zero: false,
+        keda: Some(Keda { workload: "{name}" }),
         dra: true,
         edge: true,
         addon: None,

@@ -1,5 +1,6 @@
 //! Integration tests, in one binary so they link once (as `just` does).
 
+mod autoscale;
 mod cli;
 mod cluster;
 mod config;

@@ -283,7 +283,7 @@ fn install_hint(api_version: &str) -> &'static str {
     match crate::runtime::addon_for_group(group) {
         Some(addon) => addon.title,
         None if group == "monitoring.coreos.com" => "kube-prometheus-stack (Prometheus Operator)",
-        None if group == "keda.sh" => "KEDA",
+        None if group == "keda.sh" => "KEDA (the kedacore/keda Helm chart)",
         None => "the operator that provides it",
     }
 }

@@ -84,8 +84,17 @@ fn summary(file: &str, p: &Project) -> String {
                     format!("{} {model_uri}", server.name())
                 }
             };
-            let scale = match m.autoscale {
-                Some(a) => format!("{}–{} replicas", a.min, a.max),
+            let scale = match &m.autoscale {
+                Some(a) => format!(
+                    "{}–{} replicas{}",
+                    a.min,
+                    a.max,
+                    match a.metric.as_ref().map(|x| x.preset) {
+                        Some(Some(p)) => format!(" on {} (KEDA)", p.name()),
+                        Some(None) => " on a query (KEDA)".to_string(),
+                        None => String::new(),
+                    }
+                ),
                 None => format!("{} replica{}", m.replicas, plural(m.replicas as usize)),
             };
             let gpu = m

@@ -566,16 +566,128 @@ impl AccessMode {
     }
 }
 
-/// Horizontal autoscaling bounds.
+/// Horizontal autoscaling bounds, and what to scale on.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Autoscale {
-    /// Minimum replicas (required).
+    /// Minimum replicas (required). 0 scales to zero: on runtime `kserve` (Knative, or KEDA
+    /// with a `metric`) and on runtime `deployment` with a `metric` (KEDA).
     pub min: Option<i64>,
     /// Maximum replicas (required).
     pub max: Option<i64>,
-    /// Target average CPU utilisation, percent. Default 80.
+    /// Target average CPU utilisation, percent. Default 80 without a `metric`; with one, CPU is
+    /// a second signal only when this is set.
     pub cpu_utilization: Option<i64>,
+    /// Scale on a Prometheus metric through KEDA (runtimes `deployment` and `kserve`): a vLLM
+    /// preset (`requestsWaiting`, `kvCacheUsage`) or `{query: '<PromQL>', target: N}`.
+    pub metric: Option<Metric>,
+    /// How long the metric must stay at zero before KEDA scales a `min: 0` model to zero
+    /// (`10m`, `300s`). Default 5m. Runtime `deployment` only (KServe uses KEDA's default).
+    pub cooldown: Option<Scalar>,
+    /// How often KEDA reads the metric (`15s`). Default 15s. Runtime `deployment` only.
+    pub polling_interval: Option<Scalar>,
+}
+
+/// What KEDA scales a model on: a named vLLM preset, or a PromQL query and its target.
+///
+/// Written as a preset name (`metric: requestsWaiting`) or as a map (`metric: {query: ...,
+/// target: 5}`, `metric: {preset: kvCacheUsage, target: 0.7}`).
+#[derive(Clone, Debug, Default)]
+pub struct Metric {
+    /// A vLLM preset.
+    pub preset: Option<MetricPreset>,
+    /// A PromQL query whose value is the total over all replicas.
+    pub query: Option<String>,
+    /// The query's value per replica at which another replica is added.
+    pub target: Option<Scalar>,
+}
+
+/// The map form of [`Metric`].
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricFields {
+    /// A vLLM preset (exclusive with `query`).
+    pub preset: Option<MetricPreset>,
+    /// A PromQL query whose value is the total over all replicas, e.g.
+    /// `sum(vllm:num_requests_running{namespace="llm"})`. KEDA runs
+    /// `ceil(value / target)` replicas.
+    pub query: Option<String>,
+    /// The query's value per replica (`5`, `0.8`). Required with `query`; presets have a
+    /// default.
+    pub target: Option<Scalar>,
+}
+
+/// The written forms of [`Metric`], for the JSON Schema.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum MetricForms {
+    /// A preset by name.
+    Preset(MetricPreset),
+    /// A preset with its own target, or a query and target.
+    Fields(MetricFields),
+}
+
+impl JsonSchema for Metric {
+    fn schema_name() -> Cow<'static, str> {
+        "Metric".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        MetricForms::json_schema(g)
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IntoDeserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Metric;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a preset name (requestsWaiting, kvCacheUsage) or {query, target}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Metric, E> {
+                let preset = MetricPreset::deserialize(v.into_deserializer())?;
+                Ok(Metric {
+                    preset: Some(preset),
+                    ..Metric::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Metric, A::Error> {
+                let f = MetricFields::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(Metric {
+                    preset: f.preset,
+                    query: f.query,
+                    target: f.target,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A named PromQL query over vLLM's metrics (docs/config.md lists the queries).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricPreset {
+    /// Requests queued in vLLM's scheduler (`vllm:num_requests_waiting`), summed over the
+    /// replicas; default target 5 per replica.
+    RequestsWaiting,
+    /// KV-cache usage (`vllm:kv_cache_usage_perc`, 0 to 1), summed over the replicas; default
+    /// target 0.8 per replica.
+    KvCacheUsage,
+}
+
+impl MetricPreset {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricPreset::RequestsWaiting => "requestsWaiting",
+            MetricPreset::KvCacheUsage => "kvCacheUsage",
+        }
+    }
 }
 
 /// A canary: the new image or artifact and its share of traffic.
@@ -909,6 +1021,10 @@ pub struct Environment {
     /// A weight cache for every language model (`server: vllm`) of the environment that does
     /// not set its own `cache`: one claim per model, of this size and class.
     pub cache: Option<Cache>,
+    /// The Prometheus server KEDA reads `autoscale.metric` from. Default: the one
+    /// kube-prometheus-stack runs when `monitoring.prometheus` is on,
+    /// `http://kube-prometheus-stack-prometheus.monitoring.svc:9090`.
+    pub prometheus_address: Option<String>,
 }
 
 /// NetworkPolicies mldeploy renders in an environment's namespace.

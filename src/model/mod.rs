@@ -267,6 +267,10 @@ pub struct Env {
     pub network_policy: config::NetworkPolicy,
     /// A production environment.
     pub production: bool,
+    /// The Prometheus server KEDA reads metrics from, when not kube-prometheus-stack's
+    /// ([`DEFAULT_PROMETHEUS_ADDRESS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_address: Option<String>,
 }
 
 /// Where a model's code comes from.
@@ -331,16 +335,42 @@ pub struct Model {
     pub identity: Option<storage::Identity>,
 }
 
-/// Autoscaling bounds.
-#[derive(Clone, Copy, Debug, Serialize)]
+/// Autoscaling bounds and signals.
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Autoscale {
     /// Minimum replicas.
     pub min: u32,
     /// Maximum replicas.
     pub max: u32,
-    /// CPU target percent.
-    pub cpu_utilization: u32,
+    /// CPU target percent: always without a metric, only when set with one.
+    pub cpu_utilization: Option<u32>,
+    /// A Prometheus metric KEDA scales on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<ScaleMetric>,
+}
+
+impl Autoscale {
+    /// Whether KEDA does the scaling (a metric is set).
+    pub fn keda(&self) -> bool {
+        self.metric.is_some()
+    }
+}
+
+/// A metric KEDA scales on: a vLLM preset or a user's PromQL query, and its target per replica.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleMetric {
+    /// The preset, or None for a user's query.
+    pub preset: Option<config::MetricPreset>,
+    /// The user's query (None for a preset, whose query is built per runtime at render time).
+    pub query: Option<String>,
+    /// Value per replica.
+    pub target: f64,
+    /// Seconds the metric stays idle before KEDA scales to zero.
+    pub cooldown_seconds: u32,
+    /// Seconds between KEDA's reads of the metric.
+    pub polling_seconds: u32,
 }
 
 /// A canary version.
@@ -559,6 +589,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
             (&cfg.project, env_name),
             env_cache,
         );
+        check_metric_source(&mut ck, cfg, env_name, env, &models);
         environments.insert(
             env_name.clone(),
             Env {
@@ -568,6 +599,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 models,
                 network_policy: env.network_policy.clone(),
                 production: env.production,
+                prometheus_address: check_prometheus_address(&mut ck, &epath, env),
             },
         );
     }
@@ -648,6 +680,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Project, Report> {
                 warnings.push(w);
             }
         }
+        warnings.extend(scale_from_zero_warnings(&ck, cfg, &environments));
         Ok(Project {
             name: cfg.project.clone(),
             labels,
@@ -2161,15 +2194,25 @@ fn check_placement(
         );
     }
     if arm && rt.edge && rt.scales_to_zero {
-        // KServe on an edge box runs in raw mode: no Knative, so no scale to zero or canary split.
-        if spec.autoscale.as_ref().and_then(|a| a.min) == Some(0) {
+        // KServe on an edge box runs in raw mode: no Knative, so no scale to zero (but through
+        // KEDA on a metric) or canary split.
+        if spec
+            .autoscale
+            .as_ref()
+            .is_some_and(|a| a.min == Some(0) && a.metric.is_none())
+        {
             mc.at(
                 &[key("autoscale"), key("min")],
                 format!(
-                    "{} on an edge box runs without Knative (raw mode) and cannot scale to zero",
+                    "{} on an edge box runs without Knative (raw mode) and cannot scale to zero \
+                     on CPU",
                     rt.title
                 ),
-                Some("set autoscale.min to 1".into()),
+                Some(
+                    "scale to zero through KEDA on a metric (`autoscale.metric`), or set \
+                     autoscale.min to 1"
+                        .into(),
+                ),
             );
         }
         if spec.canary.is_some() {
@@ -2296,7 +2339,8 @@ fn check_env(
     (env, secret_env)
 }
 
-/// Autoscaling bounds; only runtimes that scale to zero accept `min: 0`.
+/// Autoscaling bounds and signals. `min: 0` needs a runtime that scales to zero by itself
+/// (Knative) or a KEDA `metric` on a runtime with a KEDA path; presets read vLLM's metrics.
 fn check_autoscale(
     mc: &mut ModelCheck<'_>,
     spec: &ModelSpec,
@@ -2311,18 +2355,106 @@ fn check_autoscale(
         );
         return None;
     };
-    let floor = if rt.scales_to_zero { 0 } else { 1 };
-    if min < floor {
+    if spec.llm.as_ref().and_then(|l| l.kind) == Some(config::LlmKind::Llmisvc) {
+        // Its controller scales through `spec.scaling` (WVA or KEDA), which is not rendered.
+        mc.at(
+            &[key("autoscale")],
+            "an LLMInferenceService (`llm.kind: llmisvc`) runs `replicas`: mldeploy does not \
+             render its own scaling (`spec.scaling`)",
+            Some(
+                "use `llm.kind: inferenceservice` (KServe's KEDA autoscaler) or runtime \
+                 `deployment`, or set `replicas`"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    let metric = a
+        .metric
+        .as_ref()
+        .and_then(|m| check_scale_metric(mc, spec, rt, m));
+    let keda = a.metric.is_some();
+    if min < 0 {
         mc.at(
             &[key("autoscale"), key("min")],
-            format!("autoscale.min must be at least {floor}, not {min}"),
-            (floor == 1).then(|| {
-                format!(
-                    "only runtime {} scales to zero",
-                    runtime::names_where(|r| r.scales_to_zero)
-                )
-            }),
+            format!("autoscale.min must be at least 0, not {min}"),
+            None,
         );
+    } else if min == 0 && !rt.scales_to_zero && !(keda && rt.keda.is_some()) {
+        let hint = if rt.keda.is_some() {
+            format!(
+                "runtime `{}` scales to zero through KEDA on a metric (KEDA cannot on CPU alone): \
+                 add `autoscale.metric` (`requestsWaiting` for vLLM, or {{query, target}}), or set \
+                 autoscale.min to 1",
+                rt.runtime.name()
+            )
+        } else {
+            format!(
+                "use runtime {} (with `autoscale.metric` for KEDA), or set autoscale.min to 1",
+                runtime::names_where(|r| r.scales_to_zero || r.keda.is_some())
+            )
+        };
+        mc.at(
+            &[key("autoscale"), key("min")],
+            format!(
+                "runtime `{}` cannot scale to zero{}",
+                rt.runtime.name(),
+                if rt.keda.is_some() {
+                    " without a metric"
+                } else {
+                    ""
+                }
+            ),
+            Some(hint),
+        );
+    }
+    if !keda {
+        for field in ["cooldown", "pollingInterval"] {
+            let set = match field {
+                "cooldown" => a.cooldown.is_some(),
+                _ => a.polling_interval.is_some(),
+            };
+            if set {
+                mc.at(
+                    &[key("autoscale"), key(field)],
+                    format!("`{field}` applies to KEDA scaling, and this model scales on CPU"),
+                    Some("add `autoscale.metric`, or remove it".into()),
+                );
+            }
+        }
+    }
+    let cooldown = duration_seconds(mc, "cooldown", a.cooldown.as_ref(), DEFAULT_COOLDOWN);
+    let polling = duration_seconds(
+        mc,
+        "pollingInterval",
+        a.polling_interval.as_ref(),
+        DEFAULT_POLLING,
+    );
+    if keda && rt.runtime == Runtime::Kserve {
+        // KServe builds the ScaledObject itself and has no field for either.
+        for (field, set) in [
+            ("cooldown", a.cooldown.is_some()),
+            ("pollingInterval", a.polling_interval.is_some()),
+        ] {
+            if set {
+                mc.at(
+                    &[key("autoscale"), key(field)],
+                    format!(
+                        "KServe builds the ScaledObject itself and cannot set `{field}` \
+                         (KEDA's default applies: cooldown 300s, polling 30s)"
+                    ),
+                    Some("remove it, or serve the model with runtime `deployment`".into()),
+                );
+            }
+        }
+        if spec.canary.is_some() {
+            mc.at(
+                &[key("autoscale"), key("metric")],
+                "KServe scales on a KEDA metric only in Standard (raw) mode, which cannot split \
+                 canary traffic",
+                Some("drop the canary while scaling on a metric, or scale on CPU".into()),
+            );
+        }
     }
     if max < 1 {
         mc.at(
@@ -2340,20 +2472,298 @@ fn check_autoscale(
     }
     let target = a
         .cpu_utilization
-        .unwrap_or(i64::from(DEFAULT_CPU_UTILIZATION));
-    if !(1..=100).contains(&target) {
+        .or((!keda).then_some(i64::from(DEFAULT_CPU_UTILIZATION)));
+    if let Some(target) = target
+        && !(1..=100).contains(&target)
+    {
         mc.at(
             &[key("autoscale"), key("cpuUtilization")],
             format!("cpuUtilization must be 1 to 100 (percent), not {target}"),
             None,
         );
     }
+    if keda && metric.is_none() {
+        return None;
+    }
     Some(Autoscale {
         min: u32::try_from(min).unwrap_or(0),
         max: u32::try_from(max).unwrap_or(0),
-        cpu_utilization: u32::try_from(target).unwrap_or(DEFAULT_CPU_UTILIZATION),
+        cpu_utilization: target.map(|t| u32::try_from(t).unwrap_or(DEFAULT_CPU_UTILIZATION)),
+        metric: metric.map(|m| ScaleMetric {
+            cooldown_seconds: cooldown,
+            polling_seconds: polling,
+            ..m
+        }),
     })
 }
+
+/// Default KEDA cooldown: how long a `min: 0` model stays up after its metric goes idle.
+const DEFAULT_COOLDOWN: u32 = 300;
+/// Default KEDA polling interval.
+const DEFAULT_POLLING: u32 = 15;
+
+/// A duration field of `autoscale` in whole seconds (at least 1), or `default`.
+fn duration_seconds(
+    mc: &mut ModelCheck<'_>,
+    field: &str,
+    value: Option<&config::Scalar>,
+    default: u32,
+) -> u32 {
+    let Some(v) = value else { return default };
+    match slo::parse_duration(v.as_str()) {
+        Ok(d) if d.as_secs_f64() >= 1.0 => d.as_secs_f64().round() as u32,
+        Ok(_) => {
+            mc.at(
+                &[key("autoscale"), key(field)],
+                format!("{field} must be at least 1s, not `{v}`"),
+                None,
+            );
+            default
+        }
+        Err(e) => {
+            mc.at(
+                &[key("autoscale"), key(field)],
+                e,
+                Some("a duration with a unit: 30s, 5m".into()),
+            );
+            default
+        }
+    }
+}
+
+/// Whether the model is served by vLLM, whose metrics the presets read (a custom image may be
+/// vLLM too: `vllm/vllm-openai`, `rocm/vllm`; a prepackaged server is vLLM only as `vllm`).
+fn serves_vllm(spec: &ModelSpec) -> bool {
+    spec.image.is_some() || spec.server == Some(Server::Vllm)
+}
+
+/// `autoscale.metric`: a runtime with a KEDA path, a preset on vLLM, a query with a target.
+fn check_scale_metric(
+    mc: &mut ModelCheck<'_>,
+    spec: &ModelSpec,
+    rt: &RuntimeSpec,
+    m: &config::Metric,
+) -> Option<ScaleMetric> {
+    let path = [key("autoscale"), key("metric")];
+    let before = mc.found.len();
+    if rt.keda.is_none() {
+        mc.at(
+            &path,
+            format!(
+                "runtime `{}` cannot scale on a metric: {} has no KEDA autoscaler",
+                rt.runtime.name(),
+                rt.title
+            ),
+            Some(format!(
+                "use runtime {}, or scale on CPU (`cpuUtilization`)",
+                runtime::names_where(|r| r.keda.is_some())
+            )),
+        );
+    }
+    let target_path = join(&path, &[key("target")]);
+    let target = match &m.target {
+        None => None,
+        Some(t) => match t.as_str().trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Some(v),
+            _ => {
+                mc.at(
+                    &target_path,
+                    format!("metric target must be a number above 0, not `{t}`"),
+                    Some("the query's value per replica, e.g. 5 or 0.8".into()),
+                );
+                None
+            }
+        },
+    };
+    let out = match (m.preset, &m.query) {
+        (Some(_), Some(_)) => {
+            mc.at(
+                &path,
+                "set either `preset` or `query`, not both",
+                Some("a preset is a query mldeploy writes for vLLM".into()),
+            );
+            None
+        }
+        (None, None) => {
+            mc.at(
+                &path,
+                "`metric` needs a `preset` or a `query`",
+                Some("metric: requestsWaiting, or metric: {query: 'sum(...)', target: 5}".into()),
+            );
+            None
+        }
+        (Some(preset), None) => {
+            if !serves_vllm(spec) {
+                mc.at(
+                    &path,
+                    format!(
+                        "preset `{}` reads vLLM's metrics, and this model is served by `{}`",
+                        preset.name(),
+                        spec.server.map_or("?", |s| s.name())
+                    ),
+                    Some(
+                        "give your server's own PromQL: metric: {query: 'sum(...)', target: N}"
+                            .into(),
+                    ),
+                );
+            }
+            Some(ScaleMetric {
+                preset: Some(preset),
+                query: None,
+                target: target.unwrap_or(match preset {
+                    config::MetricPreset::RequestsWaiting => 5.0,
+                    config::MetricPreset::KvCacheUsage => 0.8,
+                }),
+                cooldown_seconds: DEFAULT_COOLDOWN,
+                polling_seconds: DEFAULT_POLLING,
+            })
+        }
+        (None, Some(query)) => {
+            if query.trim().is_empty() {
+                mc.at(
+                    &join(&path, &[key("query")]),
+                    "the metric query is empty",
+                    Some("a PromQL expression, e.g. sum(vllm:num_requests_running{namespace=\"llm\"})".into()),
+                );
+            }
+            if m.target.is_none() {
+                mc.at(
+                    &path,
+                    "a metric `query` needs a `target` (its value per replica)",
+                    Some("metric: {query: 'sum(...)', target: 5}".into()),
+                );
+            }
+            Some(ScaleMetric {
+                preset: None,
+                query: Some(query.trim().to_string()),
+                target: target.unwrap_or(1.0),
+                cooldown_seconds: DEFAULT_COOLDOWN,
+                polling_seconds: DEFAULT_POLLING,
+            })
+        }
+    };
+    if mc.found.len() > before {
+        return None;
+    }
+    out
+}
+
+/// A model that scales on a metric needs a Prometheus to read it from: the one mldeploy
+/// installs (`monitoring.prometheus`) or the environment's `prometheusAddress`.
+fn check_metric_source(
+    ck: &mut Checker<'_>,
+    cfg: &config::Config,
+    env_name: &str,
+    env: &config::Environment,
+    models: &[Model],
+) {
+    if cfg.monitoring.prometheus || env.prometheus_address.is_some() {
+        return;
+    }
+    for m in models {
+        if !m.autoscale.as_ref().is_some_and(Autoscale::keda) {
+            continue;
+        }
+        let index = cfg
+            .models
+            .iter()
+            .position(|c| c.name.as_deref() == Some(m.name.as_str()))
+            .unwrap_or(0);
+        ck.at(
+            &[
+                key("models"),
+                Seg::Index(index),
+                key("autoscale"),
+                key("metric"),
+            ],
+            format!(
+                "model `{}` scales on a Prometheus metric, and environment `{env_name}` has no \
+                 Prometheus",
+                m.name
+            ),
+            Some(format!(
+                "set `monitoring: {{prometheus: true}}` (mldeploy installs kube-prometheus-stack \
+                 and scrapes the model), or environments.{env_name}.prometheusAddress"
+            )),
+        );
+    }
+}
+
+/// A model that scales to zero on a preset reads vLLM's own metrics, which no pod reports at
+/// zero replicas: traffic alone does not bring it back (KEDA sees an empty queue). Worth knowing,
+/// not an error: the model still comes up when the query sees demand from elsewhere.
+fn scale_from_zero_warnings(
+    ck: &Checker<'_>,
+    cfg: &config::Config,
+    environments: &BTreeMap<String, Env>,
+) -> Vec<Problem> {
+    let mut out: Vec<Problem> = Vec::new();
+    for env in environments.values() {
+        for m in &env.models {
+            let Some(a) = &m.autoscale else { continue };
+            let Some(preset) = a.metric.as_ref().and_then(|x| x.preset) else {
+                continue;
+            };
+            if a.min != 0 {
+                continue;
+            }
+            let index = cfg
+                .models
+                .iter()
+                .position(|c| c.name.as_deref() == Some(m.name.as_str()))
+                .unwrap_or(0);
+            let path = [
+                key("models"),
+                Seg::Index(index),
+                key("autoscale"),
+                key("min"),
+            ];
+            let p = Problem::new(
+                Some(ck.root.lookup(&path).loc),
+                path_string(&path),
+                format!(
+                    "model `{}` scales to zero on `{}`, a vLLM metric: at zero replicas no pod \
+                     reports it, so requests alone do not wake the model",
+                    m.name,
+                    preset.name()
+                ),
+            )
+            .hint(
+                "wake it with a query that also counts requests where they arrive (the ingress or \
+                 gateway), or by scaling the Deployment up; or keep autoscale.min at 1",
+            );
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `prometheusAddress` of an environment, or kube-prometheus-stack's Service.
+fn check_prometheus_address(
+    ck: &mut Checker<'_>,
+    epath: &[Seg],
+    env: &config::Environment,
+) -> Option<String> {
+    let address = env.prometheus_address.as_ref()?;
+    let ok = (address.starts_with("http://") || address.starts_with("https://"))
+        && address.len() > "https://".len()
+        && !address.contains(char::is_whitespace);
+    if !ok {
+        ck.at(
+            &join(epath, &[key("prometheusAddress")]),
+            format!("`{address}` is not an http(s) URL"),
+            Some(format!("e.g. {DEFAULT_PROMETHEUS_ADDRESS}")),
+        );
+    }
+    Some(address.clone())
+}
+
+/// kube-prometheus-stack's Prometheus Service as `mldeploy infra` installs it (release
+/// `kube-prometheus-stack` in namespace `monitoring`, templates/terraform/common/addons.tf).
+pub const DEFAULT_PROMETHEUS_ADDRESS: &str =
+    "http://kube-prometheus-stack-prometheus.monitoring.svc:9090";
 
 /// A canary: its traffic share, a runtime that splits traffic, and a source of the model's kind.
 fn check_canary(

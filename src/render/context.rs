@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::catalog;
 use crate::catalog::Vendor;
-use crate::config::{Cloud, Distribution, Runtime, Server};
+use crate::config::{Cloud, Distribution, MetricPreset, Runtime, Server};
 use crate::model::{ClusterModel, Env, GpuUse, Model, Project, Source, StateBackend};
 use crate::platform::{self, MigSupport, SharingSupport};
 use crate::runtime::{self, GpuPlacement, MetricsService};
@@ -255,6 +255,7 @@ fn seldon_v2_servers(
         };
         let (low, high) = m
             .autoscale
+            .as_ref()
             .map_or((m.replicas, m.replicas), |a| (a.min, a.max));
         let s = out.entry(name.clone()).or_insert_with(|| {
             let mut l = labels.clone();
@@ -351,7 +352,10 @@ pub struct ModelCtx {
     /// Variables from Secrets, in config order (those with `file: true` are in `secretFiles`).
     pub secret_env: Vec<crate::config::SecretEnv>,
     /// Autoscaling.
-    pub autoscale: Option<crate::model::Autoscale>,
+    pub autoscale: Option<AutoscaleCtx>,
+    /// PromQL label matchers that select the model's vLLM pods (`namespace="…", pod=~"…"`), when
+    /// vLLM serves it: the dashboard's LLM panels and the autoscaling presets use them.
+    pub vllm_selector: Option<String>,
     /// Canary.
     pub canary: Option<CanaryCtx>,
     /// The main version and, with a canary, the canary: for runtimes that list them side by side.
@@ -369,6 +373,100 @@ pub struct ModelCtx {
     /// Secrets the storage ServiceAccount carries (`storageSecret`, and the Hugging Face token
     /// that KServe's storage initializer reads from there).
     pub storage_secrets: Vec<String>,
+}
+
+/// A model's autoscaling.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscaleCtx {
+    /// Minimum replicas (0: scale to zero).
+    pub min: u32,
+    /// Maximum replicas.
+    pub max: u32,
+    /// CPU target percent, when CPU is a signal.
+    pub cpu_utilization: Option<u32>,
+    /// KEDA's settings, when it scales on a metric.
+    pub keda: Option<KedaCtx>,
+}
+
+/// A KEDA Prometheus trigger and its timing.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KedaCtx {
+    /// Prometheus server URL.
+    pub server_address: String,
+    /// PromQL whose value is the total over the model's replicas.
+    pub query: String,
+    /// The value per replica (KEDA's `threshold`, KServe's `target.value`), as text.
+    pub threshold: String,
+    /// With a preset and `min: 0`: PromQL that is 1 while the model serves any request. A
+    /// second trigger on it keeps one replica up while requests run without queueing (KEDA scales
+    /// to zero only when every trigger is idle, and the queue alone is often empty under load).
+    pub activity_query: Option<String>,
+    /// Seconds idle before scaling to zero.
+    pub cooldown_period: u32,
+    /// Seconds between reads.
+    pub polling_interval: u32,
+}
+
+/// The PromQL of a vLLM preset over the pods `selector` matches: a total over the replicas, so
+/// that KEDA's `ceil(total / target)` is the replica count.
+pub fn preset_query(preset: MetricPreset, selector: &str) -> String {
+    let metric = match preset {
+        MetricPreset::RequestsWaiting => "vllm:num_requests_waiting",
+        MetricPreset::KvCacheUsage => "vllm:kv_cache_usage_perc",
+    };
+    format!("sum({metric}{{{selector}}})")
+}
+
+/// PromQL that is 1 while vLLM runs any request on the pods `selector` matches, else 0 (or
+/// nothing, at zero replicas).
+pub fn activity_query(selector: &str) -> String {
+    format!("clamp_max(sum(vllm:num_requests_running{{{selector}}}), 1)")
+}
+
+/// PromQL label matchers for the pods of the Deployment `workload` in `namespace`: Deployment
+/// pods are `<workload>-<replicaset hash>-<pod suffix>`, so another model whose name starts with
+/// this one's (`qwen`, `qwen-big`) is not matched (PromQL regexes are anchored).
+pub fn pod_selector(namespace: &str, workload: &str) -> String {
+    format!("namespace=\"{namespace}\", pod=~\"{workload}-[a-z0-9]+-[a-z0-9]+\"")
+}
+
+/// Text of a number as KEDA and Kubernetes quantities take it: `5`, `0.8`.
+fn number_text(v: f64) -> String {
+    format!("{v}")
+}
+
+fn autoscale_context(env: &Env, m: &Model, vllm_selector: Option<&str>) -> Option<AutoscaleCtx> {
+    let a = m.autoscale.as_ref()?;
+    let keda = a.metric.as_ref().map(|metric| {
+        let query = match (&metric.query, metric.preset) {
+            (Some(q), _) => q.clone(),
+            (None, Some(p)) => preset_query(p, vllm_selector.unwrap_or_default()),
+            (None, None) => String::new(),
+        };
+        let activity_query = metric
+            .preset
+            .filter(|_| a.min == 0)
+            .map(|_| activity_query(vllm_selector.unwrap_or_default()));
+        KedaCtx {
+            server_address: env
+                .prometheus_address
+                .clone()
+                .unwrap_or_else(|| crate::model::DEFAULT_PROMETHEUS_ADDRESS.to_string()),
+            query,
+            activity_query,
+            threshold: number_text(metric.target),
+            cooldown_period: metric.cooldown_seconds,
+            polling_interval: metric.polling_seconds,
+        }
+    });
+    Some(AutoscaleCtx {
+        min: a.min,
+        max: a.max,
+        cpu_utilization: a.cpu_utilization,
+        keda,
+    })
 }
 
 /// Runtime-specific names of a prepackaged server (its [`crate::runtime::ServerSpec`] row).
@@ -747,6 +845,8 @@ pub struct Addons {
     /// model on the cluster uses the runtime.
     #[serde(flatten)]
     pub runtimes: BTreeMap<&'static str, bool>,
+    /// KEDA, when a model on the cluster scales on a metric.
+    pub keda: bool,
     /// kube-prometheus-stack.
     pub prometheus: bool,
     /// NVIDIA device plugin (platforms without a managed one, when GPUs are used, and no GPU
@@ -1206,7 +1306,21 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
             traffic: c.traffic,
         });
     }
-    let floor = m.autoscale.map_or(m.replicas, |a| a.min);
+    let floor = m.autoscale.as_ref().map_or(m.replicas, |a| a.min);
+    let keda_row = runtime::spec(m.runtime).keda;
+    let uses_preset = m
+        .autoscale
+        .as_ref()
+        .and_then(|a| a.metric.as_ref())
+        .is_some_and(|x| x.preset.is_some());
+    let vllm_selector = keda_row
+        .filter(|_| {
+            uses_preset
+                || server_ctx
+                    .as_ref()
+                    .is_some_and(|s| s.spec.server == Server::Vllm)
+        })
+        .map(|k| pod_selector(&env.namespace, &k.workload.replace("{name}", &m.name)));
     // vLLM on a Deployment listens on its OpenAI port; our Service and policies follow it.
     let port = port.or(llm
         .as_ref()
@@ -1316,7 +1430,8 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
         secret_env,
         llm,
         storage_secrets,
-        autoscale: m.autoscale,
+        autoscale: autoscale_context(env, m, vllm_selector.as_deref()),
+        vllm_selector,
         canary,
         versions,
         disruption_budget: floor > 1,
@@ -1438,6 +1553,11 @@ pub fn cluster_context<'a>(p: &'a Project, cluster: &'a ClusterModel) -> Cluster
                 .iter()
                 .filter_map(|r| r.addon.map(|a| (a.key, uses(r.runtime))))
                 .collect(),
+            keda: envs.iter().any(|e| {
+                e.models
+                    .iter()
+                    .any(|m| m.autoscale.as_ref().is_some_and(|a| a.keda()))
+            }),
             prometheus: p.monitoring.prometheus,
             device_plugin: any_nvidia && scheduling.needs_device_plugin && gpu_operator.is_none(),
             amd_device_plugin: any_amd,

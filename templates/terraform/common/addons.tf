@@ -1,6 +1,6 @@
 {#- Platform add-ons, the same on every cloud. Each cloud's main.tf defines
     terraform_data.cluster_ready, which exists once the cluster and all its node pools do. -#}
-{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.amdDevicePlugin or gpuOperator or addons.prometheus or kyverno -%}
+{%- if addons.kserve or addons.seldon or addons.seldonV2 or addons.devicePlugin or addons.amdDevicePlugin or gpuOperator or addons.prometheus or kyverno or addons.keda -%}
 # Platform add-ons that the rendered manifests rely on, installed with Helm once the cluster and
 # its node pools exist (terraform_data.cluster_ready) and removed before them. Chart versions are
 # pinned; bump them here, not in the cluster.
@@ -315,6 +315,21 @@ resource "helm_release" "amd_gpu_device_plugin" {
 {%- endif %}
     }),
   ]
+
+  depends_on = [terraform_data.cluster_ready]
+}
+{%- endif %}
+{%- if addons.keda %}
+
+# KEDA: scales models on Prometheus metrics (autoscale.metric), down to zero. The chart's
+# version matches the ScaledObject CRD mldeploy validates against.
+resource "helm_release" "keda" {
+  name             = "keda"
+  repository       = "https://kedacore.github.io/charts"
+  chart            = "keda"
+  version          = "2.20.1"
+  namespace        = "keda"
+  create_namespace = true
 
   depends_on = [terraform_data.cluster_ready]
 }
