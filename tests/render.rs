@@ -652,6 +652,71 @@ fn the_grafana_dashboard_is_valid_json() {
 }
 
 #[test]
+fn a_large_environment_gets_one_dashboard_per_hundred_models_each_under_the_configmap_limit() {
+    let mut text = String::from("version: 1\nproject: big\nmodels:\n");
+    for i in 0..250 {
+        text.push_str(&format!(
+            "  - {{name: model-{i:03}, image: r.example.com/m:1, port: 8080}}\n"
+        ));
+    }
+    text.push_str(
+        "clusters:\n  c: {cloud: onprem}\nenvironments:\n  prod: {cluster: c}\n\
+         monitoring: {prometheus: true, grafanaDashboard: true}\n",
+    );
+    let loaded =
+        mldeploy::config::load_str(Path::new("mldeploy.yaml"), &text).expect("config parses");
+    let p = model::resolve(&loaded).unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let bundle = render(&p, "prod");
+    let maps: Vec<Value> = bundle
+        .manifests
+        .iter()
+        .filter(|m| m.kind == "ConfigMap" && m.name.contains("dashboard"))
+        .map(|m| m.object())
+        .collect();
+    let names: Vec<&str> = maps
+        .iter()
+        .map(|m| m["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "big-prod-dashboard",
+            "big-prod-dashboard-2",
+            "big-prod-dashboard-3"
+        ]
+    );
+    let mut uids = std::collections::BTreeSet::new();
+    let mut rows = Vec::new();
+    for (i, map) in maps.iter().enumerate() {
+        let data = map["data"].as_object().expect("data");
+        assert_eq!(data.len(), 1);
+        let (key, text) = data.iter().next().expect("one file");
+        let text = text.as_str().expect("text");
+        // The API server refuses a ConfigMap over 1 MiB.
+        assert!(text.len() < 1024 * 1024 / 2, "{key}: {} bytes", text.len());
+        let dashboard: Value = serde_json::from_str(text).expect("dashboard is JSON");
+        assert_eq!(
+            dashboard["title"],
+            format!("mldeploy · big · prod ({}/3)", i + 1)
+        );
+        let uid = dashboard["uid"].as_str().expect("uid").to_string();
+        assert!(uid.len() <= 40, "{uid}");
+        assert!(uids.insert(uid), "uids differ");
+        let panels = dashboard["panels"].as_array().expect("panels");
+        let mut ids = std::collections::BTreeSet::new();
+        for panel in panels {
+            assert!(ids.insert(panel["id"].as_u64().expect("id")), "ids differ");
+            if panel["type"] == "row" {
+                rows.push(panel["title"].as_str().expect("title").to_string());
+            }
+        }
+    }
+    // Every model has its row, once, in order.
+    let expected: Vec<String> = (0..250).map(|i| format!("model-{i:03}")).collect();
+    assert_eq!(rows, expected);
+}
+
+#[test]
 fn seldon_v2_models_with_gpus_are_pinned_to_a_server_per_gpu_request() {
     let bundle = render(&project("examples/gke-a100-mig.yaml"), "prod");
     let servers: Vec<Value> = bundle

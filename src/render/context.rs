@@ -41,6 +41,70 @@ pub struct EnvContext<'a> {
     pub identities: Vec<IdentityAccountCtx>,
     /// The image signature policy, with the images it covers.
     pub image_policy: Option<ImagePolicyCtx>,
+    /// The Grafana dashboards of the models: one, or one per [`DASHBOARD_MODELS`] models.
+    pub dashboards: Vec<DashboardCtx>,
+}
+
+/// Models per Grafana dashboard. A ConfigMap holds at most 1 MiB and each model's panels take
+/// about 2 KiB (4.5 KiB with the vLLM row): 100 models stay well below the limit, so a large
+/// environment gets several dashboards instead of one the API server refuses.
+pub const DASHBOARD_MODELS: usize = 100;
+
+/// One Grafana dashboard: a ConfigMap holding the panels of `models[start:end]`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardCtx {
+    /// ConfigMap name.
+    pub name: String,
+    /// File name in the ConfigMap's data.
+    pub key: String,
+    /// Dashboard title.
+    pub title: String,
+    /// Dashboard uid (at most 40 characters, as Grafana wants).
+    pub uid: String,
+    /// First model (index into `models`).
+    pub start: usize,
+    /// One past the last model.
+    pub end: usize,
+}
+
+/// The dashboards of `models` models: the first keeps the names a single dashboard always had.
+fn dashboards(project: &str, env: &str, models: usize) -> Vec<DashboardCtx> {
+    let parts = models.div_ceil(DASHBOARD_MODELS).max(1);
+    let base = format!("{project}-{env}");
+    let uid_base: String = format!("mldeploy-{base}").chars().take(40).collect();
+    (0..parts)
+        .map(|i| {
+            let start = i * DASHBOARD_MODELS;
+            let end = (start + DASHBOARD_MODELS).min(models);
+            let title = format!("mldeploy · {project} · {env}");
+            if i == 0 {
+                return DashboardCtx {
+                    name: format!("{base}-dashboard"),
+                    key: format!("{base}.json"),
+                    title: if parts == 1 {
+                        title
+                    } else {
+                        format!("{title} (1/{parts})")
+                    },
+                    uid: uid_base.clone(),
+                    start,
+                    end,
+                };
+            }
+            let n = i + 1;
+            let tail = format!("-{n}");
+            let uid: String = uid_base.chars().take(40 - tail.len()).collect();
+            DashboardCtx {
+                name: format!("{base}-dashboard-{n}"),
+                key: format!("{base}-{n}.json"),
+                title: format!("{title} ({n}/{parts})"),
+                uid: format!("{uid}{tail}"),
+                start,
+                end,
+            }
+        })
+        .collect()
 }
 
 /// A workload identity's ServiceAccount.
@@ -909,6 +973,7 @@ pub fn env_context<'a>(p: &'a Project, env: &'a Env) -> EnvContext<'a> {
     EnvContext {
         identities,
         image_policy,
+        dashboards: dashboards(&p.name, &env.name, models.len()),
         project: ProjectCtx {
             name: &p.name,
             labels: &p.labels,
