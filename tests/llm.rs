@@ -78,7 +78,7 @@ fn each_runtime_gets_its_dialect() {
     let predictor = &cloud["spec"]["predictor"];
     assert_eq!(
         cloud["metadata"]["annotations"]["serving.kserve.io/deploymentMode"],
-        "RawDeployment"
+        "Standard"
     );
     assert_eq!(predictor["model"]["modelFormat"]["name"], "huggingface");
     assert!(predictor["model"].get("storageUri").is_none());
