@@ -342,19 +342,7 @@ fn keda_owns_the_replicas_of_what_it_scales() {
         eprintln!("skipped: ../shared/crds is absent");
         return;
     };
-    let valid = |o: &Value| {
-        let key = (
-            o["apiVersion"].as_str().expect("apiVersion").to_string(),
-            o["kind"].as_str().expect("kind").to_string(),
-        );
-        let mut set = boon::Schemas::new();
-        let mut compiler = boon::Compiler::new();
-        compiler
-            .add_resource("crd.json", schemas[&key].clone())
-            .expect("schema loads");
-        let index = compiler.compile("crd.json", &mut set).expect("compiles");
-        set.validate(o, index).map_err(|e| format!("{e:#}"))
-    };
+    let valid = |o: &Value| crate::crd_valid(&schemas, o);
     valid(&so).expect("ScaledObject matches KEDA's CRD");
     valid(&isvc).expect("InferenceService matches KServe's CRD");
     let mut bad = so.clone();
@@ -421,17 +409,7 @@ fn gitops_engines_leave_autoscaled_replicas_alone() {
         return;
     };
     for (engine, o) in &objects {
-        let key = (
-            o["apiVersion"].as_str().expect("apiVersion").to_string(),
-            o["kind"].as_str().expect("kind").to_string(),
-        );
-        let mut set = boon::Schemas::new();
-        let mut compiler = boon::Compiler::new();
-        compiler
-            .add_resource("crd.json", schemas[&key].clone())
-            .expect("schema loads");
-        let index = compiler.compile("crd.json", &mut set).expect("compiles");
-        if let Err(e) = set.validate(o, index) {
+        if let Err(e) = crate::crd_valid(&schemas, o) {
             panic!("{engine}: {} does not match its CRD: {e:#}", o["kind"]);
         }
     }

@@ -533,27 +533,7 @@ fn engine_files_match_the_real_crds() {
             }
         }
     }
-    let validate = |object: &Value| -> Result<(), String> {
-        let key = (
-            object["apiVersion"]
-                .as_str()
-                .expect("apiVersion")
-                .to_string(),
-            object["kind"].as_str().expect("kind").to_string(),
-        );
-        let schema = schemas
-            .get(&key)
-            .unwrap_or_else(|| panic!("no CRD for {key:?}"));
-        let mut set = boon::Schemas::new();
-        let mut compiler = boon::Compiler::new();
-        compiler
-            .add_resource("crd.json", schema.clone())
-            .expect("schema loads");
-        let index = compiler
-            .compile("crd.json", &mut set)
-            .expect("schema compiles");
-        set.validate(object, index).map_err(|e| format!("{e:#}"))
-    };
+    let validate = |object: &Value| crate::crd_valid(&schemas, object);
     for (file, object) in &objects {
         if let Err(e) = validate(object) {
             panic!("{file}: {} does not match its CRD:\n{e}", object["kind"]);

@@ -114,6 +114,49 @@ pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
     Some(out)
 }
 
+/// Validates `object` against the CRD schema of its apiVersion and kind (from [`crd_schemas`]).
+pub fn crd_valid(
+    schemas: &BTreeMap<(String, String), Value>,
+    object: &Value,
+) -> Result<(), String> {
+    let key = (
+        object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        object["kind"].as_str().unwrap_or_default().to_string(),
+    );
+    let schema = schemas
+        .get(&key)
+        .ok_or_else(|| format!("no CRD for {} {}", key.0, key.1))?;
+    let mut set = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("crd.json", schema.clone())
+        .expect("schema loads");
+    let index = compiler
+        .compile("crd.json", &mut set)
+        .expect("schema compiles");
+    set.validate(object, index).map_err(|e| format!("{e:#}"))
+}
+
+/// Runs `kubernetes-validate --strict` over the files, per Kubernetes version (`1.30`).
+pub fn kubernetes_validate_strict(by_version: &BTreeMap<String, Vec<PathBuf>>) {
+    for (version, files) in by_version {
+        let out = std::process::Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", &format!("{version}.0")])
+            .args(files)
+            .output()
+            .expect("kubernetes-validate runs");
+        assert!(
+            out.status.success(),
+            "kubernetes-validate --strict -k {version}.0 failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// `config` with model `name` removed: its item under `models:` and its overrides.
 pub fn without_model(config: &str, name: &str) -> String {
     let mut out = String::new();

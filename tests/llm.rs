@@ -185,23 +185,9 @@ fn llm_custom_resources_match_the_real_crds() {
         for m in bundle
             .manifests
             .iter()
-            .filter(|m| m.api_version.contains('.') && !m.api_version.starts_with("policy/"))
-            .filter(|m| {
-                !m.api_version.ends_with(".k8s.io/v1") && !m.api_version.starts_with("apps/")
-            })
+            .filter(|m| !crate::render::is_builtin(&m.api_version))
         {
-            let schema = schemas
-                .get(&(m.api_version.clone(), m.kind.clone()))
-                .unwrap_or_else(|| panic!("{label}: no CRD for {} {}", m.api_version, m.kind));
-            let mut set = boon::Schemas::new();
-            let mut compiler = boon::Compiler::new();
-            compiler
-                .add_resource("crd.json", schema.clone())
-                .expect("schema loads");
-            let index = compiler
-                .compile("crd.json", &mut set)
-                .expect("schema compiles");
-            if let Err(e) = set.validate(&m.object(), index) {
+            if let Err(e) = crate::crd_valid(&schemas, &m.object()) {
                 panic!(
                     "{label}: {} {} does not match its CRD:\n{e:#}\n{}",
                     m.kind, m.name, m.text
@@ -228,7 +214,7 @@ fn llm_builtin_kinds_pass_kubernetes_validate_strict() {
         for m in bundle
             .manifests
             .iter()
-            .filter(|m| !m.api_version.contains('.') || m.api_version.contains(".k8s.io/"))
+            .filter(|m| crate::render::is_builtin(&m.api_version))
         {
             let path = dir
                 .path()
@@ -237,19 +223,7 @@ fn llm_builtin_kinds_pass_kubernetes_validate_strict() {
             by_version.entry(version.clone()).or_default().push(path);
         }
     }
-    for (version, files) in &by_version {
-        let out = std::process::Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet", "-k", &format!("{version}.0")])
-            .args(files)
-            .output()
-            .expect("kubernetes-validate runs");
-        assert!(
-            out.status.success(),
-            "kubernetes-validate --strict -k {version}.0 failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::kubernetes_validate_strict(&by_version);
 }
 
 /// A config with one model (`model`, indented as a list item under `models:`) on a GKE cluster

@@ -214,7 +214,7 @@ fn objects_are_in_apply_order() {
 }
 
 /// Kubernetes' own kinds: the core group (`v1`) and groups without a domain or under `k8s.io`.
-fn is_builtin(api_version: &str) -> bool {
+pub(crate) fn is_builtin(api_version: &str) -> bool {
     match api_version.rsplit_once('/') {
         None => true,
         Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
@@ -235,19 +235,7 @@ fn custom_resources_match_the_real_crds() {
             if is_builtin(&m.api_version) {
                 continue;
             }
-            let key = (m.api_version.clone(), m.kind.clone());
-            let schema = schemas
-                .get(&key)
-                .unwrap_or_else(|| panic!("{label}: no CRD for {} {}", m.api_version, m.kind));
-            let mut set = boon::Schemas::new();
-            let mut compiler = boon::Compiler::new();
-            compiler
-                .add_resource("crd.json", schema.clone())
-                .expect("schema loads");
-            let index = compiler
-                .compile("crd.json", &mut set)
-                .expect("schema compiles");
-            if let Err(e) = set.validate(&m.object(), index) {
+            if let Err(e) = crate::crd_valid(&schemas, &m.object()) {
                 panic!(
                     "{label}: {} {} does not match its CRD:\n{e:#}\n{}",
                     m.kind, m.name, m.text
@@ -269,16 +257,8 @@ fn custom_resources_match_the_real_crds() {
         .expect("isvc");
     let mut bad = isvc.object();
     bad["spec"]["predictor"]["minReplica"] = Value::from(1);
-    let schema = &schemas[&(isvc.api_version.clone(), isvc.kind.clone())];
-    let mut set = boon::Schemas::new();
-    let mut compiler = boon::Compiler::new();
-    compiler
-        .add_resource("crd.json", schema.clone())
-        .expect("schema loads");
-    let index = compiler
-        .compile("crd.json", &mut set)
-        .expect("schema compiles");
-    assert!(set.validate(&bad, index).is_err());
+    assert!(crate::crd_valid(&schemas, &isvc.object()).is_ok());
+    assert!(crate::crd_valid(&schemas, &bad).is_err());
 }
 
 /// Strings that break naive templating.
@@ -607,19 +587,7 @@ fn builtin_kinds_pass_kubernetes_validate_strict() {
         by_version.keys().any(|v| v.as_str() >= "1.34"),
         "an example exercises DRA at 1.34+"
     );
-    for (version, files) in &by_version {
-        let out = std::process::Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet", "-k", &format!("{version}.0")])
-            .args(files)
-            .output()
-            .expect("kubernetes-validate runs");
-        assert!(
-            out.status.success(),
-            "kubernetes-validate --strict -k {version}.0 failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::kubernetes_validate_strict(&by_version);
 }
 
 #[test]
