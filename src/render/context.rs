@@ -72,36 +72,28 @@ pub struct DashboardCtx {
 fn dashboards(project: &str, env: &str, models: usize) -> Vec<DashboardCtx> {
     let parts = models.div_ceil(DASHBOARD_MODELS).max(1);
     let base = format!("{project}-{env}");
-    let uid_base: String = format!("mldeploy-{base}").chars().take(40).collect();
+    let uid_base = format!("mldeploy-{base}");
     (0..parts)
         .map(|i| {
-            let start = i * DASHBOARD_MODELS;
-            let end = (start + DASHBOARD_MODELS).min(models);
-            let title = format!("mldeploy · {project} · {env}");
-            if i == 0 {
-                return DashboardCtx {
-                    name: format!("{base}-dashboard"),
-                    key: format!("{base}.json"),
-                    title: if parts == 1 {
-                        title
-                    } else {
-                        format!("{title} (1/{parts})")
-                    },
-                    uid: uid_base.clone(),
-                    start,
-                    end,
-                };
-            }
-            let n = i + 1;
-            let tail = format!("-{n}");
+            // Later parts are `-2`, `-3`, …; the uid keeps its 40-character limit with the tail.
+            let tail = if i == 0 {
+                String::new()
+            } else {
+                format!("-{}", i + 1)
+            };
             let uid: String = uid_base.chars().take(40 - tail.len()).collect();
+            let of = if parts == 1 {
+                String::new()
+            } else {
+                format!(" ({}/{parts})", i + 1)
+            };
             DashboardCtx {
-                name: format!("{base}-dashboard-{n}"),
-                key: format!("{base}-{n}.json"),
-                title: format!("{title} ({n}/{parts})"),
+                name: format!("{base}-dashboard{tail}"),
+                key: format!("{base}{tail}.json"),
+                title: format!("mldeploy · {project} · {env}{of}"),
                 uid: format!("{uid}{tail}"),
-                start,
-                end,
+                start: i * DASHBOARD_MODELS,
+                end: ((i + 1) * DASHBOARD_MODELS).min(models),
             }
         })
         .collect()
