@@ -205,8 +205,13 @@ pub enum MetricsService {
 pub struct Metrics {
     /// The Service.
     pub service: MetricsService,
-    /// Its port name.
+    /// Its port name when the model runs its own image.
     pub port: &'static str,
+    /// Its port name when the runtime's own server runs a model file (`{name}` is the model's
+    /// name): KServe names the predictor Service's port after the first container port, or after
+    /// the component (`<name>-predictor`) when the serving runtime declares none, as its Hugging
+    /// Face and scikit-learn runtimes do.
+    pub prepackaged_port: &'static str,
     /// Path.
     pub path: &'static str,
 }
@@ -562,6 +567,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
         metrics: Metrics {
             service: MetricsService::LabelIsModelName("seldon-deployment-id"),
             port: "http",
+            prepackaged_port: "http",
             path: "/prometheus",
         },
         status: StatusFields {
@@ -656,6 +662,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
         metrics: Metrics {
             service: MetricsService::Label("app.kubernetes.io/name", "mlserver"),
             port: "metrics",
+            prepackaged_port: "metrics",
             path: "/metrics",
         },
         status: StatusFields {
@@ -733,9 +740,12 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             api_group: "serving.kserve.io",
             install_hint: "install cert-manager and the kserve-crd and kserve Helm charts (`mldeploy infra apply` does)",
         }),
+        // The predictor Service's port is named after the first container port: ours is `http`
+        // (templates/runtimes/kserve); a serving runtime's declares none (see `prepackaged_port`).
         metrics: Metrics {
             service: MetricsService::LabelIsModelName("serving.kserve.io/inferenceservice"),
             port: "http",
+            prepackaged_port: "{name}-predictor",
             path: "/metrics",
         },
         status: StatusFields {
@@ -834,6 +844,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
         metrics: Metrics {
             service: MetricsService::ModelSelector,
             port: "http",
+            prepackaged_port: "http",
             path: "/metrics",
         },
         status: StatusFields {

@@ -664,7 +664,7 @@ pub struct MetricsCtx {
     /// Labels of the Service that exposes metrics.
     pub service_selector: BTreeMap<String, String>,
     /// Port name on that Service.
-    pub port: &'static str,
+    pub port: String,
     /// Path.
     pub path: &'static str,
 }
@@ -1296,7 +1296,12 @@ pub fn sharing_config(share: u32) -> String {
 }
 
 /// Where Prometheus finds a model's metrics, by its runtime's row.
-fn metrics(runtime: Runtime, name: &str, selector: &BTreeMap<String, String>) -> MetricsCtx {
+fn metrics(
+    runtime: Runtime,
+    name: &str,
+    selector: &BTreeMap<String, String>,
+    prepackaged: bool,
+) -> MetricsCtx {
     let one = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
     let m = runtime::spec(runtime).metrics;
     MetricsCtx {
@@ -1305,7 +1310,11 @@ fn metrics(runtime: Runtime, name: &str, selector: &BTreeMap<String, String>) ->
             MetricsService::LabelIsModelName(k) => one(k, name),
             MetricsService::Label(k, v) => one(k, v),
         },
-        port: m.port,
+        port: if prepackaged {
+            m.prepackaged_port.replace("{name}", name)
+        } else {
+            m.port.to_string()
+        },
         path: m.path,
     }
 }
@@ -1470,7 +1479,12 @@ fn model_context(p: &Project, env: &Env, cluster: &ClusterModel, m: &Model) -> M
                 count: g.count,
             }),
         },
-        metrics: metrics(m.runtime, &m.name, &selector),
+        metrics: metrics(
+            m.runtime,
+            &m.name,
+            &selector,
+            matches!(m.source, Source::Prepackaged { .. }),
+        ),
         gpu_server: gpu_server_name(m).map(|(name, ..)| name),
         security: model_security(cluster, m, &selector, port),
         selector,
