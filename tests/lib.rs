@@ -52,14 +52,29 @@ pub fn yaml_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Panics unless `tool` is on PATH. Tests that need a tool are `#[ignore]`d with the reason (a
+/// plain `cargo test` reports them as ignored, never as passed); `cargo test -- --ignored` and
+/// `.ci/run` run them, and there a missing tool is a failure, not a skip.
+pub fn require_tool(tool: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
+    assert!(
+        found,
+        "{tool} is not on PATH ({install}): this test needs it and is #[ignore]d in a plain `cargo test` for that reason"
+    );
+}
+
 /// The real CRDs from ../shared/crds, as JSON Schemas keyed by (apiVersion, kind). Objects are
 /// closed (unknown fields rejected) unless the CRD preserves unknown fields, as kubectl's strict
-/// field validation would do.
-pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
+/// field validation would do. Tests that call it are `#[ignore]`d (the folder is outside this
+/// repository); run without the folder, they fail.
+pub fn crd_schemas() -> BTreeMap<(String, String), Value> {
     let dir = root().join("../shared/crds");
-    if !dir.is_dir() {
-        return None;
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the CRD checks need the real CRDs beside this repository",
+        dir.display()
+    );
     fn close(v: &mut Value) {
         match v {
             Value::Object(map) => {
@@ -79,11 +94,11 @@ pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
     }
     let mut out = BTreeMap::new();
     let mut files: Vec<PathBuf> = Vec::new();
-    for sub in std::fs::read_dir(&dir).ok()? {
-        let sub = sub.ok()?.path();
+    for sub in std::fs::read_dir(&dir).expect("../shared/crds is readable") {
+        let sub = sub.expect("dir entry").path();
         if sub.is_dir() {
-            for f in std::fs::read_dir(&sub).ok()? {
-                files.push(f.ok()?.path());
+            for f in std::fs::read_dir(&sub).expect("CRD folder is readable") {
+                files.push(f.expect("dir entry").path());
             }
         }
     }
@@ -92,7 +107,7 @@ pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
     {
-        let text = std::fs::read_to_string(f).ok()?;
+        let text = std::fs::read_to_string(f).expect("CRD file is readable");
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("CRD parses");
         for crd in docs
             .into_iter()
@@ -111,7 +126,7 @@ pub fn crd_schemas() -> Option<BTreeMap<(String, String), Value>> {
             }
         }
     }
-    Some(out)
+    out
 }
 
 /// Validates `object` against the CRD schema of its apiVersion and kind (from [`crd_schemas`]).
@@ -142,6 +157,10 @@ pub fn crd_valid(
 
 /// Runs `kubernetes-validate --strict` over the files, per Kubernetes version (`1.30`).
 pub fn kubernetes_validate_strict(by_version: &BTreeMap<String, Vec<PathBuf>>) {
+    require_tool(
+        "kubernetes-validate",
+        "pip install kubernetes-validate==1.37.0",
+    );
     for (version, files) in by_version {
         let out = std::process::Command::new("kubernetes-validate")
             .args(["--strict", "--quiet", "-k", &format!("{version}.0")])
