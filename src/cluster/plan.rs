@@ -284,6 +284,9 @@ fn install_hint(api_version: &str) -> &'static str {
         Some(addon) => addon.title,
         None if group == "monitoring.coreos.com" => "kube-prometheus-stack (Prometheus Operator)",
         None if group == "keda.sh" => "KEDA (the kedacore/keda Helm chart)",
+        None if group == "kyverno.io" => {
+            "Kyverno (the kyverno/kyverno Helm chart; `security.installKyverno: true` adds it)"
+        }
         None => "the operator that provides it",
     }
 }
@@ -805,5 +808,22 @@ async fn discover_group_kind(
     match api_version {
         Some(v) => api.resource(&v, kind).await,
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::install_hint;
+
+    #[test]
+    fn every_platform_group_we_render_names_what_installs_it() {
+        assert_eq!(install_hint("serving.kserve.io/v1beta1"), "KServe");
+        assert!(install_hint("monitoring.coreos.com/v1").contains("Prometheus Operator"));
+        assert!(install_hint("keda.sh/v1alpha1").starts_with("KEDA"));
+        assert!(install_hint("kyverno.io/v1").contains("security.installKyverno"));
+        assert_eq!(
+            install_hint("example.com/v1"),
+            "the operator that provides it"
+        );
     }
 }
