@@ -435,8 +435,13 @@ pub struct LlmObject {
     pub schemes: &'static [&'static str],
     /// Path prefix of the OpenAI-compatible routes on its endpoint.
     pub openai_prefix: &'static str,
+    /// The Service `mldeploy test` reaches the model through when it is not the runtime's own
+    /// (`Reach::service`); `{name}` is the model's name.
+    pub service: Option<&'static str>,
     /// Port of the Service `mldeploy test` reaches the model on.
     pub service_port: u16,
+    /// Whether that Service speaks HTTPS.
+    pub https: bool,
     /// Where requests go (docs/llm.md shows the same URLs).
     pub endpoint: Endpoint,
     /// Keeps downloaded `hf://` weights on a cache PVC (`cache`).
@@ -486,7 +491,9 @@ const KSERVE_LLM: &[LlmObject] = &[
         schemes: &["hf", "s3", "gs", "pvc"],
         // KServe's Hugging Face runtime serves the OpenAI routes under /openai.
         openai_prefix: "/openai",
+        service: None,
         service_port: 80,
+        https: false,
         endpoint: Endpoint::Status(&["/status/url", "/status/address/url"]),
         cache: true,
         prerequisites: None,
@@ -496,7 +503,11 @@ const KSERVE_LLM: &[LlmObject] = &[
         watched: LLM_INFERENCE_SERVICE,
         schemes: &["hf", "s3", "pvc"],
         openai_prefix: "",
-        service_port: 80,
+        // KServe creates `<name>-kserve-workload-svc` in front of the vLLM pods, serving HTTPS
+        // on vLLM's port with a certificate of KServe's own CA.
+        service: Some("{name}-kserve-workload-svc"),
+        service_port: VLLM_PORT,
+        https: true,
         endpoint: Endpoint::Status(&["/status/url", "/status/addresses/0/url"]),
         cache: false,
         prerequisites: Some(
@@ -905,7 +916,9 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             // client of its own.
             schemes: &["hf", "pvc"],
             openai_prefix: "",
+            service: None,
             service_port: VLLM_PORT,
+            https: false,
             endpoint: Endpoint::Url("http://{name}.{namespace}.svc:8000"),
             cache: true,
             prerequisites: None,

@@ -33,6 +33,8 @@ pub struct ServiceRef {
     pub headers: Vec<(String, String)>,
     /// The model's name in protocol paths (`/v2/models/{model}/…`).
     pub model: String,
+    /// The Service port speaks HTTPS (KServe's LLMInferenceService workload Service).
+    pub https: bool,
 }
 
 /// The Service of a model or of its canary, as its runtime's row says
@@ -48,13 +50,39 @@ pub fn service_for(namespace: &str, m: &Model, canary: bool) -> Result<ServiceRe
     let r = crate::runtime::spec(m.runtime)
         .reach
         .resolve(&m.name, server, port, canary);
-    Ok(ServiceRef {
+    let mut svc = ServiceRef {
         namespace: namespace.to_string(),
         name: r.service,
         port: r.port,
         headers: r.headers,
         model: r.model,
-    })
+        https: false,
+    };
+    // A language model served by an object of its own (KServe's LLMInferenceService) is
+    // reached through that object's Service.
+    let object = m
+        .llm
+        .as_ref()
+        .and_then(|l| crate::runtime::llm_object(m.runtime, l.kind).ok());
+    if let Some(object) = object.filter(|o| o.service.is_some()) {
+        svc.name = object
+            .service
+            .unwrap_or_default()
+            .replace("{name}", &m.name);
+        svc.port = object.service_port;
+        svc.https = object.https;
+    }
+    Ok(svc)
+}
+
+/// The API server's service-proxy path of `svc`. `https:` makes the API server speak TLS to
+/// the Service (without verifying its certificate: it reaches the pod on the cluster network).
+fn proxy_base(svc: &ServiceRef, prefix: &str) -> String {
+    let scheme = if svc.https { "https:" } else { "" };
+    format!(
+        "/api/v1/namespaces/{}/services/{scheme}{}:{}/proxy{prefix}",
+        svc.namespace, svc.name, svc.port
+    )
 }
 
 /// Why one request failed.
@@ -269,10 +297,7 @@ impl Endpoint {
 
     /// An endpoint behind the API server's service proxy.
     pub fn proxy(client: kube::Client, svc: &ServiceRef, prefix: &str) -> Result<Endpoint, String> {
-        let base = format!(
-            "/api/v1/namespaces/{}/services/{}:{}/proxy{prefix}",
-            svc.namespace, svc.name, svc.port
-        );
+        let base = proxy_base(svc, prefix);
         Ok(Endpoint {
             via: Via::Proxy { client, base },
             forward: None,
@@ -296,12 +321,19 @@ impl Endpoint {
             "pod {}/{}:{} (port-forward of service {}:{})",
             svc.namespace, forward.target.pod, forward.target.port, svc.name, svc.port
         );
+        // An HTTPS Service's certificate is signed by the operator's own CA (KServe's), which
+        // no trust store holds; the tunnel to the pod is already authenticated by the API
+        // server, so TLS inside it encrypts without verifying.
+        let tls = svc
+            .https
+            .then(|| Tls::new(&format!("{}.{}.svc", svc.name, svc.namespace), true))
+            .transpose()?;
         Ok(Endpoint {
             via: Via::Direct {
                 authority: addr.clone(),
                 addr,
                 base: prefix.to_string(),
-                tls: None,
+                tls,
             },
             forward: Some(Arc::new(forward)),
             headers: header_map(&svc.headers)?,
@@ -678,6 +710,48 @@ mod tests {
         );
         assert_eq!(v2.model, "ocr-canary");
         assert!(service_for("ns", &model(Runtime::Seldon, false), true).is_err());
+    }
+
+    #[test]
+    fn an_llm_inference_service_is_reached_on_its_workload_service_over_https() {
+        let mut m = model(Runtime::Kserve, false);
+        m.llm = Some(crate::model::llm::Llm {
+            kind: Some(crate::config::LlmKind::Llmisvc),
+            scheme: "hf",
+            model_id: Some("Qwen/Qwen2.5-0.5B-Instruct".into()),
+            revision: None,
+            pvc: None,
+            params_billions: None,
+            max_model_len: None,
+            dtype: None,
+            quantization: None,
+            gpu_memory_utilization: None,
+            tensor_parallel: 1,
+            extra_args: Vec::new(),
+            image: String::new(),
+            hf_token: None,
+            cache: None,
+        });
+        let svc = service_for("ns", &m, false).unwrap();
+        assert_eq!(
+            (svc.name.as_str(), svc.port, svc.https),
+            ("ocr-kserve-workload-svc", 8000, true)
+        );
+        assert_eq!(
+            proxy_base(&svc, ""),
+            "/api/v1/namespaces/ns/services/https:ocr-kserve-workload-svc:8000/proxy"
+        );
+        // The InferenceService path of the same model keeps the predictor Service.
+        m.llm.as_mut().unwrap().kind = Some(crate::config::LlmKind::Inferenceservice);
+        let isvc = service_for("ns", &m, false).unwrap();
+        assert_eq!(
+            (isvc.name.as_str(), isvc.port, isvc.https),
+            ("ocr-predictor", 80, false)
+        );
+        assert_eq!(
+            proxy_base(&isvc, "/openai"),
+            "/api/v1/namespaces/ns/services/ocr-predictor:80/proxy/openai"
+        );
     }
 
     /// The Services here and the endpoints `status` shows (the runtime rows) must agree.
