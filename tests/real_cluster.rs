@@ -2,7 +2,8 @@
 //! with writes counted in the API server's audit log, drift by another field manager, prune and
 //! delete; and the ownership rules — two projects whose names once collided, an unlabelled
 //! same-named object, a namespace holding a foreign custom resource; Seldon and KServe resources
-//! with the real CRDs of `../shared/crds` installed; TLS failures named by cause.
+//! with the real CRDs of `../shared/crds` installed; TLS failures named by cause; workload
+//! identity ServiceAccounts as GKE and then AKS read them.
 //!
 //! These need `MLDEPLOY_TEST_KUBECONFIG` (and `KUBE_TEST_DIR` for the audit log), so they are
 //! `#[ignore]`d in a plain `cargo test` (reported as ignored, never as passed); `.ci/run` starts
@@ -607,4 +608,102 @@ fn infra_on_a_fresh_machine_finds_state_kept_under_the_old_secret_name() {
     .assert()
     .code(1)
     .stderr(predicate::str::contains("fake terraform ran"));
+}
+
+/// A project whose models read their weights with a workload identity, on cluster `test` of
+/// `cluster` (the real API server stands in for GKE and AKS alike: it stores what the cloud's
+/// webhook and agent read).
+fn identity_config(ns: &str, cluster: &str, uri: &str, client_id: &str) -> String {
+    format!(
+        r#"version: 1
+project: ident
+models:
+  - name: ranker
+    runtime: kserve
+    server: xgboost
+    modelUri: {uri}/ranker/v1
+    storage: {{identity: workload{client_id}}}
+  - name: embedder
+    runtime: deployment
+    image: nginxinc/nginx-unprivileged:1.27-alpine
+    port: 8080
+    resources: {{cpu: 50m, memory: 64Mi}}
+    storage: {{identity: workload, name: embedder-reader, buckets: ["{uri}/embeddings"]{client_id}}}
+clusters:
+  test: {cluster}
+environments:
+  e2e: {{cluster: test, namespace: {ns}}}
+"#
+    )
+}
+
+#[test]
+#[ignore = "needs a real API server: eval \"$(../shared/kube/up.sh)\" (.ci/run does), then cargo test -- --ignored"]
+fn workload_identity_service_accounts_follow_the_cloud_on_a_real_server() {
+    install_crds();
+    let ns = unique("ident");
+    let gke = identity_config(
+        &ns,
+        "{cloud: gcp, region: europe-west4, gcp: {project: acme-ml}}",
+        "gs://ident-models",
+        "",
+    );
+    let p = Project::new(&gke);
+    p.run(&["apply", "--no-wait"]).assert().success();
+
+    // Every workload runs as a ServiceAccount bound to a Google service account.
+    let gsa = |sa: &str| {
+        let sa = get("serviceaccounts", "v1", &ns, sa).unwrap_or_else(|| panic!("SA {sa}"));
+        sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].clone()
+    };
+    let embedder = get("deployments", "apps/v1", &ns, "embedder").expect("embedder");
+    let pod = &embedder["spec"]["template"];
+    assert_eq!(pod["spec"]["serviceAccountName"], "embedder-reader");
+    let email = gsa("embedder-reader");
+    assert!(
+        email
+            .as_str()
+            .is_some_and(|e| e.ends_with("@acme-ml.iam.gserviceaccount.com")),
+        "{email}"
+    );
+    let ranker = get(
+        "inferenceservices",
+        "serving.kserve.io/v1beta1",
+        &ns,
+        "ranker",
+    )
+    .expect("ranker");
+    let ranker_sa = ranker["spec"]["predictor"]["serviceAccountName"]
+        .as_str()
+        .expect("the predictor runs as the identity's ServiceAccount")
+        .to_string();
+    assert!(gsa(&ranker_sa).is_string());
+
+    // The same project moved to AKS: the Google annotation goes (server-side apply removes
+    // the field we no longer apply), the Azure client id and the pod label come.
+    p.set(&identity_config(
+        &ns,
+        "{cloud: azure, region: westeurope, azure: {resourceGroup: ident-rg}}",
+        "https://identmodels.blob.core.windows.net/models",
+        ", clientId: 0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+    ));
+    p.run(&["apply", "--no-wait"]).assert().success();
+    let sa = get("serviceaccounts", "v1", &ns, "embedder-reader").expect("SA");
+    let annotations = &sa["metadata"]["annotations"];
+    assert!(
+        annotations["iam.gke.io/gcp-service-account"].is_null(),
+        "{sa}"
+    );
+    assert_eq!(
+        annotations["azure.workload.identity/client-id"],
+        "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    );
+    let embedder = get("deployments", "apps/v1", &ns, "embedder").expect("embedder");
+    assert_eq!(
+        embedder["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"],
+        "true"
+    );
+    p.run(&["diff"]).assert().code(0);
+    p.run(&["delete", "--yes"]).assert().success();
+    assert!(get("serviceaccounts", "v1", &ns, "embedder-reader").is_none());
 }
