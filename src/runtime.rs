@@ -749,7 +749,7 @@ pub const RUNTIMES: &[RuntimeSpec] = &[
             key: "kserve",
             title: "KServe",
             api_group: "serving.kserve.io",
-            install_hint: "install cert-manager and the kserve-crd and kserve Helm charts (`mldeploy infra apply` does)",
+            install_hint: "install cert-manager and the kserve-crd, kserve-resources and kserve-runtime-configs Helm charts (`mldeploy infra apply` does)",
         }),
         // The predictor Service's port is named after the first container port: ours is `http`
         // (templates/runtimes/kserve); a serving runtime's declares none (see `prepackaged_port`).

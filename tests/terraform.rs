@@ -949,6 +949,12 @@ fn operators_are_installed_only_for_runtimes_in_use() {
         let kserve = r.cluster_uses(Runtime::Kserve);
         assert_eq!(release("kserve"), kserve, "{}: kserve", r.label);
         assert_eq!(release("kserve_crd"), kserve, "{}: kserve-crd", r.label);
+        assert_eq!(
+            release("kserve_runtimes"),
+            kserve,
+            "{}: kserve-runtime-configs",
+            r.label
+        );
         assert_eq!(release("cert_manager"), kserve, "{}: cert-manager", r.label);
         assert_eq!(
             release("seldon_core_operator"),
@@ -1022,7 +1028,18 @@ fn operators_are_installed_only_for_runtimes_in_use() {
                 string(must(body, "repository")),
                 "oci://ghcr.io/kserve/charts"
             );
-            assert!(show(body).contains("deploymentMode = \"RawDeployment\""));
+            assert_eq!(string(must(body, "chart")), "kserve-resources");
+            assert!(show(body).contains("deploymentMode = \"Standard\""));
+            // The runtimes prepackaged models name, at the controller's version.
+            let runtimes = r.block("resource", &["helm_release", "kserve_runtimes"]);
+            assert_eq!(
+                string(must(runtimes.body(), "chart")),
+                "kserve-runtime-configs"
+            );
+            assert_eq!(
+                string(must(runtimes.body(), "version")),
+                string(must(body, "version"))
+            );
         }
         if v2 {
             let runtime = r.block("resource", &["helm_release", "seldon_core_v2_runtime"]);

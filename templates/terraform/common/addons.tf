@@ -26,23 +26,27 @@ resource "helm_release" "cert_manager" {
   depends_on = [terraform_data.cluster_ready]
 }
 
+# KServe v0.20.0: the release whose CRDs (../shared/crds/kserve) the rendered InferenceServices
+# are validated against. Since v0.17 the controller chart is `kserve-resources` and the
+# ClusterServingRuntimes (the Hugging Face/vLLM, scikit-learn, XGBoost... runtimes that
+# prepackaged models name) come in their own chart, `kserve-runtime-configs`.
 resource "helm_release" "kserve_crd" {
   name             = "kserve-crd"
   repository       = "oci://ghcr.io/kserve/charts"
   chart            = "kserve-crd"
-  version          = "v0.19.0"
+  version          = "v0.20.0"
   namespace        = "kserve"
   create_namespace = true
 
   depends_on = [helm_release.cert_manager]
 }
 
-# InferenceServices run as plain Deployments (no Knative or Istio needed).
+# InferenceServices run as plain Deployments (Standard mode: no Knative or Istio needed).
 resource "helm_release" "kserve" {
   name             = "kserve"
   repository       = "oci://ghcr.io/kserve/charts"
-  chart            = "kserve"
-  version          = "v0.19.0"
+  chart            = "kserve-resources"
+  version          = "v0.20.0"
   namespace        = "kserve"
   create_namespace = true
 
@@ -50,13 +54,34 @@ resource "helm_release" "kserve" {
     yamlencode({
       kserve = {
         controller = {
-          deploymentMode = "RawDeployment"
+          deploymentMode = "Standard"
         }
       }
     }),
   ]
 
   depends_on = [helm_release.kserve_crd]
+}
+
+resource "helm_release" "kserve_runtimes" {
+  name             = "kserve-runtimes"
+  repository       = "oci://ghcr.io/kserve/charts"
+  chart            = "kserve-runtime-configs"
+  version          = "v0.20.0"
+  namespace        = "kserve"
+  create_namespace = true
+
+  values = [
+    yamlencode({
+      kserve = {
+        servingruntime = {
+          enabled = true
+        }
+      }
+    }),
+  ]
+
+  depends_on = [helm_release.kserve]
 }
 {%- endif %}
 {%- if addons.seldon %}
