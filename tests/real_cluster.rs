@@ -149,6 +149,15 @@ fn install_crds() {
 /// Writes to the API server by mldeploy in namespace `ns` since `from` (a byte offset in the
 /// audit log): not dry runs, not reads. Other tests run at the same time in other namespaces.
 fn writes_since(from: u64, ns: &str) -> Vec<String> {
+    requests_since(from, ns, false)
+}
+
+/// Like [`writes_since`], dry runs included: every request of mldeploy's besides reads.
+fn non_reads_since(from: u64, ns: &str) -> Vec<String> {
+    requests_since(from, ns, true)
+}
+
+fn requests_since(from: u64, ns: &str, dry_runs: bool) -> Vec<String> {
     let dir = std::env::var("KUBE_TEST_DIR").expect("KUBE_TEST_DIR (exported by up.sh)");
     let text = std::fs::read(Path::new(&dir).join("audit.log")).expect("audit log");
     let text = String::from_utf8_lossy(&text[from as usize..]).into_owned();
@@ -166,10 +175,11 @@ fn writes_since(from: u64, ns: &str) -> Vec<String> {
             )
         })
         .filter(|e| {
-            !e["requestURI"]
-                .as_str()
-                .unwrap_or("")
-                .contains("dryRun=All")
+            dry_runs
+                || !e["requestURI"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("dryRun=All")
         })
         .filter(|e| {
             let uri = e["requestURI"].as_str().unwrap_or("");
@@ -258,6 +268,33 @@ fn full_cycle_no_op_drift_prune_delete() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(writes_since(from, &ns), Vec::<String>::new());
     p.run(&["diff"]).assert().code(0);
+
+    // A change to a field that is not ours (`kubectl rollout restart`) moves the generation but
+    // is not drift: the no-op stays at discovery + LISTs, not even a dry run, and the field is
+    // left alone.
+    edit_as(
+        "kubectl-rollout",
+        "deployments",
+        "apps/v1",
+        &ns,
+        "beta",
+        json!({"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": "2026-12-02T19:00:00Z"}}}}}),
+    );
+    let from = audit_offset();
+    p.run(&["diff"]).assert().code(0);
+    p.run(&["apply", "--no-wait"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("0 created, 0 updated"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(non_reads_since(from, &ns), Vec::<String>::new());
+    let beta = get("deployments", "apps/v1", &ns, "beta").expect("beta");
+    assert_eq!(beta["metadata"]["generation"], 2);
+    assert!(
+        beta["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
 
     // Drift: `kubectl scale`/`edit` by another field manager shows in diff; apply restores it
     // once the user takes the field back.

@@ -147,11 +147,15 @@ pub fn member_key(group_kind: &str, namespace: Option<&str>, name: &str) -> Stri
     format!("{group_kind}/{}/{name}", namespace.unwrap_or(""))
 }
 
-/// What proves a member unchanged without asking the server: the intent we applied, and what
-/// the server reported right after — the object's `metadata.generation` and our field manager's
-/// entry in `managedFields`. Someone else's change to a field we own moves that field out of
-/// our entry (an update takes ownership, a forced apply too) and changes the generation of any
-/// spec change, so a live object whose fingerprint matches the recorded one is as we left it.
+/// What proves a member unchanged without asking the server: the intent we applied, and our
+/// field manager's entry in `managedFields` as the server reported it right after. Server-side
+/// apply keeps that entry exact: anyone else's change to a field we own — an update (`kubectl
+/// edit`, `scale`, `patch`), a forced apply, a removal — takes the field out of our entry, and
+/// a re-created or stripped object has no entry of ours. So a live object whose fingerprint
+/// matches the recorded one has every field we own as we left it. `metadata.generation` is
+/// deliberately not part of it: it also moves when others change fields that are not ours
+/// (an HPA scaling a Deployment whose replicas we leave alone, `kubectl rollout restart`'s
+/// template annotation), and those changes need neither a dry run nor a correction.
 pub fn fingerprint(desired: &Value, live: &Value) -> String {
     let entry = live["metadata"]["managedFields"]
         .as_array()
@@ -164,8 +168,6 @@ pub fn fingerprint(desired: &Value, live: &Value) -> String {
         });
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(desired).unwrap_or_default());
-    h.update(b"\0");
-    h.update(live["metadata"]["generation"].to_string().as_bytes());
     h.update(b"\0");
     if let Some(e) = entry {
         h.update(e["apiVersion"].to_string().as_bytes());
@@ -259,7 +261,7 @@ mod names {
     }
 
     #[test]
-    fn fingerprints_change_with_intent_generation_and_ownership() {
+    fn fingerprints_change_with_intent_and_ownership_not_with_others_fields() {
         let desired = serde_json::json!({"spec": {"replicas": 2}});
         let live = serde_json::json!({"metadata": {"generation": 3, "managedFields": [
             {"manager": "mldeploy", "operation": "Apply", "apiVersion": "apps/v1",
@@ -272,9 +274,14 @@ mod names {
             base,
             fingerprint(&serde_json::json!({"spec": {"replicas": 3}}), &live)
         );
+        // An HPA scaling, a rollout restart: the generation moves, our fields do not.
         let mut bumped = live.clone();
         bumped["metadata"]["generation"] = 4.into();
-        assert_ne!(base, fingerprint(&desired, &bumped));
+        assert_eq!(base, fingerprint(&desired, &bumped));
+        // No entry of ours (re-created by someone else, managedFields stripped).
+        let mut stripped = live.clone();
+        stripped["metadata"]["managedFields"] = serde_json::json!([]);
+        assert_ne!(base, fingerprint(&desired, &stripped));
         let mut taken = live.clone();
         taken["metadata"]["managedFields"][0]["fieldsV1"] = serde_json::json!({"f:spec": {}});
         assert_ne!(base, fingerprint(&desired, &taken));
