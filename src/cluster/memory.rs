@@ -2,12 +2,13 @@
 //! [`kube::Client`], so plan, apply, prune and wait are unit-tested through kube's own request
 //! building and response parsing without a socket. It keeps what the cluster logic depends on —
 //! discovery, label-selected and paginated LISTs, server-side apply with our field manager's
-//! `managedFields` entry and `generation`, dry runs, uid preconditions on delete — and records
-//! every request so tests can count them.
+//! `managedFields` entry and `generation`, field-manager conflicts and `force`, dry runs, uid
+//! preconditions on delete — and records every request so tests can count them. Faults (an
+//! error status or a broken connection) and a delay per request can be injected.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -53,12 +54,60 @@ impl Seen {
     }
 }
 
+/// An injected failure: the next `times` requests whose method and path match get `code` with a
+/// `Status` body, or (code 0) no answer at all, as when a connection breaks.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    method: &'static str,
+    path: &'static str,
+    code: u16,
+    times: usize,
+    dry_run: Option<bool>,
+}
+
+impl Fault {
+    /// `times` answers `code` (0: a broken connection) to `method` requests whose path contains
+    /// `path` (either may be empty: any).
+    pub fn new(method: &'static str, path: &'static str, code: u16, times: usize) -> Fault {
+        Fault {
+            method,
+            path,
+            code,
+            times,
+            dry_run: None,
+        }
+    }
+
+    /// Only writes that are (`true`) or are not (`false`) dry runs.
+    pub fn dry_run(mut self, dry_run: bool) -> Fault {
+        self.dry_run = Some(dry_run);
+        self
+    }
+
+    fn matches(&self, seen: &Seen) -> bool {
+        (self.method.is_empty() || seen.method == self.method)
+            && seen.uri.split('?').next().unwrap_or("").contains(self.path)
+            && self
+                .dry_run
+                .is_none_or(|d| d == seen.uri.contains("dryRun=All"))
+    }
+}
+
+/// The connection broke: the error a transport failure gives.
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset by the memory server")]
+pub struct Broken;
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
     seen: Vec<Seen>,
     next: u64,
     forbidden_lists: Vec<String>,
+    faults: Vec<Fault>,
+    delay: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The in-memory server.
@@ -130,10 +179,41 @@ impl Memory {
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                Ok::<_, Infallible>(me.handle(&parts.method, &parts.uri, &bytes))
+                let delay = {
+                    let mut st = me.lock();
+                    st.in_flight += 1;
+                    st.max_in_flight = st.max_in_flight.max(st.in_flight);
+                    st.delay
+                };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let answer = me.handle(&parts.method, &parts.uri, &bytes);
+                me.lock().in_flight -= 1;
+                answer
             }
         });
         kube::Client::new(service, "default")
+    }
+
+    /// Injects a fault (see [`Fault`]).
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Faults not yet spent.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().faults.iter().map(|f| f.times).sum()
+    }
+
+    /// Holds every request for `delay` before answering (so concurrent requests overlap).
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
+    }
+
+    /// The most requests in flight at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -145,9 +225,11 @@ impl Memory {
         self.lock().seen.clone()
     }
 
-    /// Forgets the recorded requests.
+    /// Forgets the recorded requests and the most in flight.
     pub fn forget(&self) {
-        self.lock().seen.clear();
+        let mut st = self.lock();
+        st.seen.clear();
+        st.max_in_flight = 0;
     }
 
     /// Writes that were not dry runs.
@@ -178,13 +260,18 @@ impl Memory {
     }
 
     /// Seeds an object as another tool would have created it (manager `other`).
-    pub fn put(&self, api_version: &str, plural: &str, mut obj: Value) {
+    pub fn put(&self, api_version: &str, plural: &str, obj: Value) {
+        self.put_owned(api_version, plural, obj, "other");
+    }
+
+    /// Seeds an object as `manager` applied it.
+    pub fn put_owned(&self, api_version: &str, plural: &str, mut obj: Value, manager: &str) {
         let mut st = self.lock();
         st.next += 1;
         let n = st.next;
         obj["metadata"]["uid"] = json!(format!("uid-{n}"));
         obj["metadata"]["generation"] = json!(1);
-        obj["metadata"]["managedFields"] = json!([{"manager": "other", "operation": "Apply", "apiVersion": api_version, "fieldsV1": fields(&obj)}]);
+        obj["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Apply", "apiVersion": api_version, "fieldsV1": fields(&obj)}]);
         let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         st.objects
@@ -226,6 +313,39 @@ impl Memory {
         }
     }
 
+    /// Another manager (`manager`, an Update as `kubectl edit` sends) sets `path` to `value` and
+    /// so owns it: the field leaves every other manager's set, and an apply that sets it to
+    /// another value conflicts unless forced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take_over(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        path: &[&str],
+        value: Value,
+        manager: &str,
+    ) {
+        self.edit(api_version, plural, ns, name, path, value);
+        let mut st = self.lock();
+        let obj = st
+            .objects
+            .get_mut(&key(api_version, plural, Some(ns), name))
+            .expect("object exists");
+        let mut owned = json!({});
+        let mut f = &mut owned;
+        for p in path {
+            f = &mut f[format!("f:{p}")];
+        }
+        *f = json!({});
+        let entries = obj["metadata"]["managedFields"]
+            .as_array_mut()
+            .expect("managedFields");
+        entries.retain(|e| e["manager"] != "kubectl-edit");
+        entries.push(json!({"manager": manager, "operation": "Update", "apiVersion": api_version, "fieldsV1": owned}));
+    }
+
     /// Refuses (403) cluster-wide LISTs of `plural`, as RBAC does for a namespace-scoped user.
     pub fn forbid_cluster_list(&self, plural: &str) {
         self.lock().forbidden_lists.push(plural.to_string());
@@ -242,16 +362,55 @@ impl Memory {
         }
     }
 
-    fn handle(&self, method: &http::Method, uri: &http::Uri, body: &[u8]) -> Response<Full<Bytes>> {
+    fn handle(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        body: &[u8],
+    ) -> Result<Response<Full<Bytes>>, Broken> {
         let mut st = self.lock();
-        st.seen.push(Seen {
+        let seen = Seen {
             method: method.to_string(),
             uri: uri
                 .path_and_query()
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
             body: String::from_utf8_lossy(body).into_owned(),
-        });
+        };
+        let fault = st
+            .faults
+            .iter_mut()
+            .find(|f| f.times > 0 && f.matches(&seen))
+            .map(|f| {
+                f.times -= 1;
+                f.code
+            });
+        st.seen.push(seen);
+        match fault {
+            Some(0) => return Err(Broken),
+            Some(code) => {
+                return Ok(status(
+                    code,
+                    if code == 409 {
+                        "Conflict"
+                    } else {
+                        "InternalError"
+                    },
+                    "injected fault",
+                ));
+            }
+            None => {}
+        }
+        Ok(self.answer(&mut st, method, uri, body))
+    }
+
+    fn answer(
+        &self,
+        st: &mut State,
+        method: &http::Method,
+        uri: &http::Uri,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
         let query: BTreeMap<String, String> = uri
             .query()
             .unwrap_or("")
@@ -407,6 +566,7 @@ impl Memory {
                 };
                 let manager = query.get("fieldManager").cloned().unwrap_or_default();
                 let dry = query.contains_key("dryRun");
+                let force = query.get("force").is_some_and(|f| f == "true");
                 let k = key(&api_version, plural, ns.as_deref(), &name);
                 let mut obj = match st.objects.get(&k) {
                     Some(live) => live.clone(),
@@ -415,6 +575,51 @@ impl Memory {
                         json!({"metadata": {"uid": format!("uid-{}", st.next), "generation": 0}})
                     }
                 };
+                // Fields another manager owns that this apply would set to another value:
+                // conflicts, or with force that manager's no longer.
+                let live = obj.clone();
+                let mut causes = Vec::new();
+                for e in obj["metadata"]["managedFields"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["manager"] != manager.as_str())
+                {
+                    let other = e["manager"].as_str().unwrap_or_default().to_string();
+                    for path in leaves(&e["fieldsV1"]) {
+                        let Some(want) = at(&applied, &path) else {
+                            continue;
+                        };
+                        if at(&live, &path) == Some(want) {
+                            continue;
+                        }
+                        if force {
+                            let (last, parents) = path.split_last().expect("a leaf has a path");
+                            let mut f = &mut e["fieldsV1"];
+                            for p in parents {
+                                f = &mut f[format!("f:{p}")];
+                            }
+                            if let Some(m) = f.as_object_mut() {
+                                m.remove(&format!("f:{last}"));
+                            }
+                        } else {
+                            causes.push(json!({"reason": "FieldManagerConflict",
+                                "message": format!("conflict with \"{other}\" using {api_version}"),
+                                "field": format!(".{}", path.join("."))}));
+                        }
+                    }
+                }
+                if !causes.is_empty() {
+                    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "code": 409, "reason": "Conflict",
+                        "message": format!("Apply failed with {} conflict(s)", causes.len()),
+                        "details": {"name": name, "kind": plural, "causes": causes}});
+                    return Response::builder()
+                        .status(409)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .unwrap_or_default();
+                }
                 let before_spec = obj["spec"].clone();
                 let before = obj.clone();
                 merge(&mut obj, &applied);
@@ -452,6 +657,37 @@ impl Memory {
             ),
         }
     }
+}
+
+/// The leaf paths of a `fieldsV1` set (`f:` keys; a node without `f:` children is a leaf).
+fn leaves(fields: &Value) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    fn walk(node: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let children: Vec<(&String, &Value)> = node
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with("f:"))
+            .collect();
+        if children.is_empty() {
+            if !path.is_empty() {
+                out.push(path.clone());
+            }
+            return;
+        }
+        for (k, v) in children {
+            path.push(k["f:".len()..].to_string());
+            walk(v, path, out);
+            path.pop();
+        }
+    }
+    walk(fields, &mut Vec::new(), &mut out);
+    out
+}
+
+/// The value at `path` in `v`.
+fn at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, p| v.get(p))
 }
 
 fn decode(s: &str) -> String {

@@ -1,5 +1,7 @@
 //! Plan, apply, prune, delete and wait on the seam below HTTP ([`super::memory`]): request
-//! budgets, ownership, drift and the inventory, with no socket and no server.
+//! budgets, ownership, drift, the inventory, ordering, concurrency, conflicts, retries, deadlines
+//! and pagination, with no socket and no server. The binary's own behaviour (flags, exit codes,
+//! output, the HTTP client stack) is tested against the HTTP fake in tests/cluster.rs.
 
 use serde_json::{Value, json};
 
@@ -7,7 +9,7 @@ use super::api::Api;
 use super::apply::{self, Options as ApplyOptions};
 use super::applyset::ApplySet;
 use super::connect::Options;
-use super::memory::Memory;
+use super::memory::{Fault, Memory};
 use super::plan::{self, Action, Compare, Options as PlanOptions, Plan};
 use super::progress::{Mode, Progress};
 use super::{ClusterError, wait};
@@ -66,9 +68,13 @@ impl Rig {
     }
 
     fn api(&self) -> Api {
+        self.api_with(Options::default())
+    }
+
+    fn api_with(&self, opts: Options) -> Api {
         // kube's client spawns its request buffer: inside the runtime.
         let _inside = self.rt.enter();
-        Api::from_client(self.mem.client(), "memory", Options::default())
+        Api::from_client(self.mem.client(), "memory", opts)
     }
 
     fn plan_with(
@@ -99,19 +105,31 @@ impl Rig {
         set: &ApplySet,
         prune: bool,
     ) -> Result<apply::Outcome, ClusterError> {
+        self.apply_with(
+            b,
+            set,
+            ApplyOptions {
+                prune,
+                concurrency: 4,
+                ..ApplyOptions::default()
+            },
+        )
+    }
+
+    fn apply_with(
+        &self,
+        b: &Bundle,
+        set: &ApplySet,
+        o: ApplyOptions,
+    ) -> Result<apply::Outcome, ClusterError> {
         let api = self.api();
         let opts = PlanOptions {
             compare: Compare::DryRun,
             adopt: false,
-            concurrency: 4,
+            concurrency: o.concurrency,
         };
         self.rt.block_on(async {
             let plan = plan::plan(&api, b, &set.env, set.clone(), opts).await?;
-            let o = ApplyOptions {
-                prune,
-                concurrency: 4,
-                ..ApplyOptions::default()
-            };
             apply::execute(&api, &plan, o, &Progress::new(Mode::Quiet, "apply", 0)).await
         })
     }
@@ -358,12 +376,13 @@ fn a_legacy_parent_proven_ours_is_migrated_and_one_not_ours_is_left() {
                           "mldeploy.io/environment": "prod", "app.kubernetes.io/managed-by": "mldeploy"},
                "annotations": {"applyset.kubernetes.io/contains-group-kinds": "Deployment.apps"}}}),
     );
-    rig.mem.put(
+    rig.mem.put_owned(
         "apps/v1",
         "deployments",
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"name": "a", "namespace": "shop", "labels": {"applyset.kubernetes.io/part-of": legacy_id}},
                "spec": {"replicas": 1}}),
+        super::FIELD_MANAGER,
     );
     let plan = rig.plan(&bundle("shop", &["a"], 1), &set);
     assert!(plan.legacy.is_some());
@@ -495,4 +514,471 @@ fn a_user_who_may_not_list_namespaces_still_plans() {
             .map(|c| (c.label(), c.action))
             .collect::<Vec<_>>()
     );
+}
+
+/// The apply group of a request path, by its resource (as [`crate::bundle::group`] orders kinds).
+fn group_of(uri: &str) -> u8 {
+    let path = uri.split('?').next().unwrap_or("");
+    match path.split('/').rev().nth(1).unwrap_or("") {
+        "namespaces" => 1,
+        "secrets" | "configmaps" => 3,
+        "services" => 4,
+        "deployments" => 5,
+        other => panic!("no group for {other} in {uri}"),
+    }
+}
+
+/// A Seldon-free, KServe model beside the Deployments: the kind a CRD serves, waited on by its
+/// Ready condition.
+fn with_inference_service(mut b: Bundle, ns: &str, name: &str) -> Bundle {
+    b.manifests
+        .push(manifest(json!({"apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService", "metadata": {"name": name, "namespace": ns,
+        "labels": {"app.kubernetes.io/managed-by": "mldeploy"}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}}})));
+    b.manifests.sort_by_key(|m| m.group);
+    b
+}
+
+#[test]
+fn apply_goes_group_by_group_with_the_parent_first_and_last() {
+    let rig = Rig::new();
+    let set = prod();
+    rig.apply(&bundle("shop", &["a", "b", "c"], 1), &set, false)
+        .expect("apply");
+    let writes: Vec<String> = rig.mem.writes().into_iter().map(|w| w.uri).collect();
+    let parent = format!("/api/v1/namespaces/shop/secrets/{}?", set.name);
+    // The Namespace that holds the parent, then the parent (listing the kinds to come, so a
+    // failure part-way leaves nothing prune cannot find), the members group by group, and the
+    // parent again with what was applied.
+    assert!(
+        writes[0].starts_with("/api/v1/namespaces/shop?"),
+        "{writes:#?}"
+    );
+    assert!(writes[1].starts_with(&parent), "{writes:#?}");
+    assert!(writes[writes.len() - 1].starts_with(&parent), "{writes:#?}");
+    let groups: Vec<u8> = writes[2..writes.len() - 1]
+        .iter()
+        .map(|w| group_of(w))
+        .collect();
+    assert!(groups.windows(2).all(|w| w[0] <= w[1]), "{writes:#?}");
+    assert_eq!(groups.len(), 6);
+
+    let live = rig
+        .mem
+        .get("v1", "secrets", Some("shop"), &set.name)
+        .expect("parent");
+    let annotations = &live["metadata"]["annotations"];
+    assert_eq!(
+        annotations[super::applyset::CONTAINS],
+        "Deployment.apps,Namespace,Service"
+    );
+    assert!(
+        annotations[super::applyset::TOOLING]
+            .as_str()
+            .is_some_and(|t| t.starts_with("mldeploy/v")),
+        "{annotations}"
+    );
+    assert_eq!(live["metadata"]["labels"][super::applyset::ID], set.id);
+    for (api_version, plural, name) in [("apps/v1", "deployments", "a"), ("v1", "services", "c")] {
+        let m = rig
+            .mem
+            .get(api_version, plural, Some("shop"), name)
+            .expect("member");
+        assert_eq!(
+            m["metadata"]["labels"][super::applyset::PART_OF],
+            set.id,
+            "{m}"
+        );
+    }
+
+    // Dropping every Service and pruning takes the kind out of the parent's list.
+    rig.apply(
+        &Bundle {
+            manifests: bundle("shop", &["a"], 1)
+                .manifests
+                .into_iter()
+                .filter(|m| m.kind != "Service")
+                .collect(),
+            terraform: Vec::new(),
+        },
+        &set,
+        true,
+    )
+    .expect("prune");
+    let live = rig
+        .mem
+        .get("v1", "secrets", Some("shop"), &set.name)
+        .expect("parent");
+    assert_eq!(
+        live["metadata"]["annotations"][super::applyset::CONTAINS],
+        "Deployment.apps,Namespace"
+    );
+}
+
+#[test]
+fn requests_within_a_group_overlap_up_to_the_concurrency() {
+    let rig = Rig::new();
+    let b = bundle("shop", &["a", "b", "c", "d", "e", "f"], 1);
+    let api = rig.api();
+    let plan = rig.plan(&b, &prod());
+    // Each answer waits a little, so requests sent together are in flight together.
+    rig.mem.set_delay(std::time::Duration::from_millis(2));
+    rig.mem.forget();
+    let o = ApplyOptions {
+        concurrency: 3,
+        ..ApplyOptions::default()
+    };
+    rig.rt
+        .block_on(apply::execute(
+            &api,
+            &plan,
+            o,
+            &Progress::new(Mode::Quiet, "apply", 0),
+        ))
+        .expect("apply");
+    assert_eq!(rig.mem.max_in_flight(), 3);
+}
+
+#[test]
+fn prune_happens_only_when_asked_in_reverse_order_and_never_to_look_alikes() {
+    let rig = Rig::new();
+    rig.apply(&bundle("shop", &["a", "b"], 1), &prod(), false)
+        .expect("apply");
+    // Someone else's object with the labels of ours but no membership.
+    rig.mem.put(
+        "v1",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "theirs", "namespace": "shop",
+               "labels": {"app.kubernetes.io/managed-by": "mldeploy", "app.kubernetes.io/part-of": "shop",
+                          "mldeploy.io/environment": "prod"}}}),
+    );
+    let smaller = bundle("shop", &["a"], 1);
+    let plan = rig.plan(&smaller, &prod());
+    let prunes: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Prune)
+        .map(|c| c.label())
+        .collect();
+    assert_eq!(prunes, ["Deployment shop/b", "Service shop/b"]);
+
+    rig.mem.forget();
+    let out = rig.apply(&smaller, &prod(), false).expect("apply");
+    assert!(out.pruned.is_empty());
+    assert!(
+        rig.mem.writes().iter().all(|w| w.method != "DELETE"),
+        "{:#?}",
+        rig.mem.writes()
+    );
+
+    rig.mem.forget();
+    rig.apply(&smaller, &prod(), true).expect("prune");
+    let deletes: Vec<String> = rig
+        .mem
+        .writes()
+        .into_iter()
+        .filter(|w| w.method == "DELETE")
+        .map(|w| w.uri)
+        .collect();
+    // The reverse of the apply order: what uses a Service goes before it.
+    assert_eq!(deletes.len(), 2, "{deletes:#?}");
+    assert!(deletes[0].contains("/deployments/b"), "{deletes:#?}");
+    assert!(deletes[1].contains("/services/b"), "{deletes:#?}");
+    assert!(
+        rig.mem
+            .get("v1", "configmaps", Some("shop"), "theirs")
+            .is_some()
+    );
+    assert!(!rig.plan(&smaller, &prod()).has_changes());
+}
+
+#[test]
+fn nothing_is_pruned_after_a_failed_apply_and_500s_are_retried_a_bounded_number_of_times() {
+    let rig = Rig::new();
+    rig.apply(&bundle("shop", &["a", "b"], 1), &prod(), false)
+        .expect("apply");
+    rig.mem
+        .inject(Fault::new("PATCH", "/deployments/a", 500, 100).dry_run(false));
+    rig.mem.forget();
+    let err = rig
+        .apply(&bundle("shop", &["a"], 2), &prod(), true)
+        .expect_err("the write of a fails");
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    assert!(
+        rig.mem.writes().iter().all(|w| w.method != "DELETE"),
+        "pruned after a failure: {:#?}",
+        rig.mem.writes()
+    );
+    assert!(
+        rig.mem
+            .get("apps/v1", "deployments", Some("shop"), "b")
+            .is_some()
+    );
+    let attempts = rig
+        .mem
+        .writes()
+        .iter()
+        .filter(|w| w.method == "PATCH" && w.uri.contains("/deployments/a?"))
+        .count();
+    assert_eq!(attempts, 5, "{:#?}", rig.mem.writes());
+}
+
+#[test]
+fn server_errors_and_broken_connections_are_retried_and_the_apply_converges() {
+    let rig = Rig::new();
+    let b = bundle("shop", &["a", "b"], 1);
+    rig.mem.inject(Fault::new("GET", "/deployments", 500, 2));
+    rig.mem
+        .inject(Fault::new("PATCH", "/services/", 502, 2).dry_run(false));
+    // Code 0: the connection breaks without an answer.
+    rig.mem.inject(Fault::new("PATCH", "/deployments/", 0, 2));
+    rig.mem.inject(Fault::new("GET", "/apis", 0, 1));
+    let out = rig.apply(&b, &prod(), false).expect("apply");
+    assert_eq!(out.created.len(), 5);
+    assert_eq!(rig.mem.pending_faults(), 0);
+    rig.mem.forget();
+    let out = rig.apply(&b, &prod(), false).expect("no-op");
+    assert_eq!(out.unchanged, 5);
+    assert!(rig.mem.writes().is_empty(), "{:#?}", rig.mem.writes());
+}
+
+#[test]
+fn a_definite_refusal_is_not_retried_stops_later_groups_and_a_rerun_converges() {
+    let rig = Rig::new();
+    let b = bundle("shop", &["a", "b"], 1);
+    rig.mem
+        .inject(Fault::new("PATCH", "/services/a", 400, 1).dry_run(false));
+    let err = rig.apply(&b, &prod(), false).expect_err("refused");
+    assert!(err.to_string().contains("HTTP 400"), "{err}");
+    let patches = |what: &str| {
+        rig.mem
+            .writes()
+            .iter()
+            .filter(|w| w.method == "PATCH" && w.uri.contains(what))
+            .count()
+    };
+    assert_eq!(patches("/services/a?"), 1, "a 400 is not retried");
+    assert_eq!(patches("/deployments/"), 0, "a later group was applied");
+    let out = rig.apply(&b, &prod(), false).expect("rerun");
+    assert_eq!(out.unchanged + out.created.len(), 5, "{out:?}");
+    rig.mem.forget();
+    assert!(!rig.plan(&b, &prod()).has_changes());
+    assert!(rig.mem.writes().is_empty());
+}
+
+#[test]
+fn a_server_that_does_not_answer_meets_the_deadline() {
+    let rig = Rig::new();
+    rig.mem.set_delay(std::time::Duration::from_secs(3600));
+    let api = rig.api_with(Options {
+        request_timeout: std::time::Duration::from_millis(300),
+        verbosity: 0,
+    });
+    let b = bundle("shop", &["a"], 1);
+    let err = rig
+        .rt
+        .block_on(plan::plan(
+            &api,
+            &b,
+            "prod",
+            prod(),
+            PlanOptions {
+                compare: Compare::DryRun,
+                adopt: false,
+                concurrency: 4,
+            },
+        ))
+        .expect_err("no answer");
+    match err {
+        ClusterError::Timeout { after, .. } => assert_eq!(after.as_millis(), 300),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_field_another_manager_took_over_is_a_conflict_naming_both_until_forced() {
+    let rig = Rig::new();
+    let b = bundle("shop", &["a"], 2);
+    rig.apply(&b, &prod(), false).expect("apply");
+    rig.mem.take_over(
+        "apps/v1",
+        "deployments",
+        "shop",
+        "a",
+        &["spec", "replicas"],
+        json!(9),
+        "kubectl-edit",
+    );
+    rig.mem.forget();
+    let err = rig.apply(&b, &prod(), false).expect_err("conflict");
+    let conflict = match &err {
+        ClusterError::Conflict { .. } => &err,
+        ClusterError::Many { errors } => errors
+            .iter()
+            .find(|e| matches!(e, ClusterError::Conflict { .. }))
+            .unwrap_or_else(|| panic!("{err}")),
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    match conflict {
+        ClusterError::Conflict { object, conflicts } => {
+            assert_eq!(object, "Deployment shop/a");
+            assert_eq!(
+                conflicts,
+                &[(".spec.replicas".to_string(), "kubectl-edit".to_string())]
+            );
+        }
+        _ => unreachable!(),
+    }
+    assert!(
+        conflict
+            .hint()
+            .is_some_and(|h| h.contains("--force-conflicts"))
+    );
+    let live = rig
+        .mem
+        .get("apps/v1", "deployments", Some("shop"), "a")
+        .expect("a");
+    assert_eq!(live["spec"]["replicas"], 9, "the refused apply changed it");
+    rig.apply_with(
+        &b,
+        &prod(),
+        ApplyOptions {
+            force_conflicts: true,
+            concurrency: 4,
+            ..ApplyOptions::default()
+        },
+    )
+    .expect("forced");
+    let live = rig
+        .mem
+        .get("apps/v1", "deployments", Some("shop"), "a")
+        .expect("a");
+    assert_eq!(live["spec"]["replicas"], 2);
+}
+
+#[test]
+fn a_kind_the_cluster_does_not_serve_is_named_and_nothing_is_written() {
+    let rig = Rig::new();
+    let mut b = bundle("shop", &["a"], 1);
+    b.manifests.push(manifest(
+        json!({"apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment", "metadata": {"name": "s", "namespace": "shop"}, "spec": {}}),
+    ));
+    b.manifests.sort_by_key(|m| m.group);
+    match rig.plan_with(&b, &prod(), Compare::DryRun, false) {
+        Err(ClusterError::NotInstalled { kinds, .. }) => {
+            assert_eq!(kinds, ["SeldonDeployment (machinelearning.seldon.io/v1)"]);
+        }
+        other => panic!("expected NotInstalled, got {other:?}"),
+    }
+    assert!(rig.mem.writes().is_empty(), "{:#?}", rig.mem.writes());
+}
+
+#[test]
+fn lists_read_every_page() {
+    let rig = Rig::new();
+    for i in 0..501 {
+        rig.mem.put(
+            "v1",
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": format!("c{i:03}"), "namespace": "shop", "labels": {"x": "y"}}}),
+        );
+    }
+    rig.mem.put(
+        "v1",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "shop"}}),
+    );
+    let api = rig.api();
+    let r = super::api::Resource {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+        namespaced: true,
+    };
+    let items = rig
+        .rt
+        .block_on(api.list(&r, Some("shop"), "x=y"))
+        .expect("list");
+    assert_eq!(items.len(), 501);
+    assert_eq!(items[500]["metadata"]["name"], "c500");
+    assert_eq!(items[0]["kind"], "ConfigMap");
+    let pages: Vec<String> = rig.mem.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(pages.len(), 2, "{pages:#?}");
+    assert!(pages[1].contains("continue=500"), "{pages:#?}");
+}
+
+#[test]
+fn wait_names_what_is_not_ready_with_its_conditions_and_warnings_per_kind() {
+    let rig = Rig::new();
+    let b = with_inference_service(bundle("shop", &["a"], 1), "shop", "isvc");
+    rig.apply(&b, &prod(), false).expect("apply");
+    rig.mem.put(
+        "v1",
+        "events",
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "a.1", "namespace": "shop"},
+               "involvedObject": {"name": "a"}, "type": "Warning", "reason": "FailedCreate",
+               "message": "quota exceeded"}),
+    );
+    rig.mem.set_status(
+        "serving.kserve.io/v1beta1",
+        "inferenceservices",
+        "shop",
+        "isvc",
+        json!({"conditions": [{"type": "Ready", "status": "False", "message": "predictor not ready"}]}),
+    );
+    let api = rig.api();
+    let plan = rig.plan(&b, &prod());
+    let targets: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| wait::waited_on(&c.resource.kind))
+        .map(|c| (c.resource.clone(), c.namespace.clone(), c.name.clone()))
+        .collect();
+    assert_eq!(targets.len(), 2, "Deployment and InferenceService");
+    let quiet = Progress::new(Mode::Quiet, "wait", 0);
+    let ms = std::time::Duration::from_millis;
+    let err = rig
+        .rt
+        .block_on(wait::wait(&api, &targets, ms(20), ms(5), &quiet))
+        .expect_err("not ready");
+    let ClusterError::NotReady { not_ready, .. } = err else {
+        panic!("expected NotReady, got {err:?}");
+    };
+    let objects: Vec<&str> = not_ready.iter().map(|n| n.object.as_str()).collect();
+    assert_eq!(objects, ["Deployment shop/a", "InferenceService shop/isvc"]);
+    assert_eq!(not_ready[0].events, ["FailedCreate: quota exceeded"]);
+    assert!(
+        not_ready[1]
+            .conditions
+            .iter()
+            .any(|c| c.contains("Ready=False") && c.contains("predictor not ready")),
+        "{:?}",
+        not_ready[1].conditions
+    );
+    // Each kind by its own rule: the InferenceService by its Ready condition.
+    rig.mem.set_status(
+        "apps/v1",
+        "deployments",
+        "shop",
+        "a",
+        json!({"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+    );
+    let err = rig
+        .rt
+        .block_on(wait::wait(&api, &targets, ms(20), ms(5), &quiet))
+        .expect_err("the InferenceService is not ready");
+    assert!(err.to_string().contains("1 object(s)"), "{err}");
+    rig.mem.set_status(
+        "serving.kserve.io/v1beta1",
+        "inferenceservices",
+        "shop",
+        "isvc",
+        json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+    );
+    rig.rt
+        .block_on(wait::wait(&api, &targets, ms(500), ms(5), &quiet))
+        .expect("ready");
 }
