@@ -5,8 +5,9 @@
 //! reverse order. Nothing is deleted that is not a member (its id label, seen in the plan, and
 //! its uid as the delete's precondition), and a Namespace only when nothing in it is foreign.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use futures::stream::FuturesUnordered;
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
@@ -92,55 +93,124 @@ async fn write_parent(
     .map(drop)
 }
 
-/// Applies the changes of one group concurrently; every failure is collected. Returns what was
-/// done and each written member's fingerprint.
-async fn apply_group(
+/// What one write did: its action, label, member key and fingerprint.
+type Written = (Action, String, String, String);
+
+/// Model-serving custom resources: their operators make pods from them, so they wait for what
+/// pods need (RBAC, NetworkPolicies, configuration, Services), but nothing reads our workloads
+/// from them.
+const SERVING: &[&str] = &[
+    "SeldonDeployment",
+    "InferenceService",
+    "LLMInferenceService",
+    "Model",
+    "Server",
+    "Experiment",
+];
+
+/// The apply groups ([`crate::bundle::group`]) that must be complete, without a failure, before
+/// an object of `group` and `kind` is sent. DESIGN's order, kept wherever it has a reason:
+/// everything after the Namespace it lives in; workloads after ServiceAccounts/RBAC,
+/// NetworkPolicies (no pod runs unprotected), ConfigMaps/Secrets/claims and Services (their
+/// environment variables are injected at pod creation); model-serving custom resources after the
+/// same, but not after our workloads (nothing relates them); other custom resources (a KEDA
+/// ScaledObject reads its target when created) after the workloads; monitoring after the
+/// Services it selects — it is read continuously by its operator, so it waits for nothing else.
+/// Objects of groups 2, 3 and 4 do not depend on each other.
+pub fn needs(group: u8, kind: &str) -> &'static [u8] {
+    match group {
+        0 => &[],
+        1 => &[0],
+        2..=4 => &[0, 1],
+        5 => &[0, 1, 2, 3, 4],
+        6 if SERVING.contains(&kind) => &[0, 1, 2, 3, 4],
+        7 => &[0, 1, 4],
+        _ => &[0, 1, 2, 3, 4, 5],
+    }
+}
+
+async fn apply_one(
+    api: &Api,
+    c: &Change,
+    opts: Options,
+    progress: &Progress,
+) -> Result<Written, ClusterError> {
+    let desired = c
+        .desired
+        .as_ref()
+        .ok_or_else(|| ClusterError::Other(format!("{}: nothing to apply", c.label())))?;
+    let result = api
+        .apply(
+            &c.resource,
+            c.namespace.as_deref(),
+            &c.name,
+            desired,
+            opts.force_conflicts || c.adopted,
+            opts.dry_run,
+        )
+        .await?;
+    let verb = match (c.action, opts.dry_run) {
+        (Action::Create, false) => "created",
+        (Action::Create, true) => "would be created (server dry run)",
+        (_, false) => "updated",
+        (_, true) => "would be updated (server dry run)",
+    };
+    progress.event("apply", &c.label(), verb);
+    let key = applyset::member_key(&c.resource.group_kind(), c.namespace.as_deref(), &c.name);
+    Ok((
+        c.action,
+        c.label(),
+        key,
+        applyset::fingerprint(desired, &result),
+    ))
+}
+
+/// Applies `changes`: each is sent as soon as every group it [`needs`] is complete, at most
+/// `opts.concurrency` at once, lower groups first (bundle order within a group), so one group's
+/// tail overlaps the next groups' start instead of leaving the server idle. A failure stops every
+/// group that needs the failed one, directly or not; the rest run to their end and every failure
+/// is reported. Dropping the future (Ctrl-C, a deadline) drops the requests in flight; nothing is
+/// spawned.
+async fn apply_scheduled(
     api: &Api,
     changes: &[&Change],
     opts: Options,
     progress: &Progress,
-) -> Result<Vec<(Action, String, String, String)>, ClusterError> {
-    let results: Vec<Result<(Action, String, String, String), ClusterError>> =
-        stream::iter(changes.iter().map(|c| async move {
-            let desired = c
-                .desired
-                .as_ref()
-                .ok_or_else(|| ClusterError::Other(format!("{}: nothing to apply", c.label())))?;
-            let result = api
-                .apply(
-                    &c.resource,
-                    c.namespace.as_deref(),
-                    &c.name,
-                    desired,
-                    opts.force_conflicts || c.adopted,
-                    opts.dry_run,
-                )
-                .await?;
-            let verb = match (c.action, opts.dry_run) {
-                (Action::Create, false) => "created",
-                (Action::Create, true) => "would be created (server dry run)",
-                (_, false) => "updated",
-                (_, true) => "would be updated (server dry run)",
-            };
-            progress.event("apply", &c.label(), verb);
-            let key =
-                applyset::member_key(&c.resource.group_kind(), c.namespace.as_deref(), &c.name);
-            Ok((
-                c.action,
-                c.label(),
-                key,
-                applyset::fingerprint(desired, &result),
-            ))
-        }))
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
+) -> Result<Vec<Written>, ClusterError> {
+    let mut waiting: Vec<&Change> = changes.to_vec();
+    waiting.sort_by_key(|c| c.group);
+    let mut left: BTreeMap<u8, usize> = BTreeMap::new();
+    for c in &waiting {
+        *left.entry(c.group).or_default() += 1;
+    }
+    let mut failed: BTreeSet<u8> = BTreeSet::new();
+    let mut running = FuturesUnordered::new();
     let mut done = Vec::new();
     let mut errors = Vec::new();
-    for r in results {
-        match r {
+    let limit = opts.concurrency.max(1);
+    loop {
+        while running.len() < limit {
+            let ready = waiting.iter().position(|c| {
+                needs(c.group, &c.resource.kind)
+                    .iter()
+                    .all(|g| !failed.contains(g) && left.get(g).is_none_or(|n| *n == 0))
+            });
+            let Some(i) = ready else { break };
+            let c = waiting.remove(i);
+            running.push(async move { (c.group, apply_one(api, c, opts, progress).await) });
+        }
+        let Some((group, result)) = running.next().await else {
+            break;
+        };
+        if let Some(n) = left.get_mut(&group) {
+            *n -= 1;
+        }
+        match result {
             Ok(x) => done.push(x),
-            Err(e) => errors.push(e),
+            Err(e) => {
+                failed.insert(group);
+                errors.push(e);
+            }
         }
     }
     match errors.len() {
@@ -206,7 +276,6 @@ pub async fn execute(
         .iter()
         .filter(|c| matches!(c.action, Action::Create | Action::Update))
         .collect();
-    let groups: BTreeSet<u8> = writes.iter().map(|c| c.group).collect();
     let current_kinds = plan.group_kinds();
     // The parent must list every kind before members of it exist (KEP-3659): the union of what it
     // listed and what is rendered now. It lives in the environment's namespace, so it is written
@@ -221,20 +290,23 @@ pub async fn execute(
     // What the inventory records: members known unchanged now, then each write's answer.
     let mut inventory: applyset::Inventory = plan.known.clone();
     let mut parent_live = plan.parent.clone();
-    let mut parent_written = opts.dry_run || !grows;
-    for g in groups {
-        if g > 1 && !parent_written {
+    let parent_written = opts.dry_run || !grows;
+    // The Namespace (and CRDs) first; then the parent, which lives in the namespace; then the
+    // rest, scheduled by what each object needs.
+    let (early, late): (Vec<&Change>, Vec<&Change>) = writes.iter().partition(|c| c.group <= 1);
+    let mut written = apply_scheduled(api, &early, opts, progress).await?;
+    if !late.is_empty() {
+        if !parent_written {
             write_parent(api, plan, parent_live.as_ref(), &superset, &inventory).await?;
             parent_live = None;
-            parent_written = true;
         }
-        let batch: Vec<&Change> = writes.iter().copied().filter(|c| c.group == g).collect();
-        for (action, label, key, fingerprint) in apply_group(api, &batch, opts, progress).await? {
-            inventory.insert(key, fingerprint);
-            match action {
-                Action::Create => outcome.created.push(label),
-                _ => outcome.updated.push(label),
-            }
+        written.extend(apply_scheduled(api, &late, opts, progress).await?);
+    }
+    for (action, label, key, fingerprint) in written {
+        inventory.insert(key, fingerprint);
+        match action {
+            Action::Create => outcome.created.push(label),
+            _ => outcome.updated.push(label),
         }
     }
     if opts.dry_run {

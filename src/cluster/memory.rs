@@ -28,6 +28,13 @@ pub const KINDS: &[Kind] = &[
     ("v1", "Event", "events", true),
     ("apps/v1", "Deployment", "deployments", true),
     (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "servicemonitors",
+        true,
+    ),
+    ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", true),
+    (
         "serving.kserve.io/v1beta1",
         "InferenceService",
         "inferenceservices",
@@ -108,12 +115,15 @@ struct State {
     delay: Duration,
     in_flight: usize,
     max_in_flight: usize,
+    held: Vec<String>,
+    parked: usize,
 }
 
 /// The in-memory server.
 #[derive(Clone, Default)]
 pub struct Memory {
     state: Arc<Mutex<State>>,
+    released: Arc<tokio::sync::Notify>,
 }
 
 fn kind_of(plural: &str) -> Option<&'static Kind> {
@@ -174,6 +184,7 @@ impl Memory {
             let me = me.clone();
             async move {
                 let (parts, body) = req.into_parts();
+                me.wait_if_held(&parts.method, &parts.uri).await;
                 let bytes = body
                     .collect()
                     .await
@@ -209,6 +220,47 @@ impl Memory {
     /// Holds every request for `delay` before answering (so concurrent requests overlap).
     pub fn set_delay(&self, delay: Duration) {
         self.lock().delay = delay;
+    }
+
+    /// Holds every apply (not dry run) of `plural` until [`Memory::release`]: the requests stay
+    /// in flight, unanswered.
+    pub fn hold(&self, plural: &str) {
+        self.lock().held.push(plural.to_string());
+    }
+
+    /// Answers the held requests and holds no more.
+    pub fn release(&self) {
+        self.lock().held.clear();
+        self.released.notify_waiters();
+    }
+
+    /// How many requests have been held so far.
+    pub fn parked(&self) -> usize {
+        self.lock().parked
+    }
+
+    async fn wait_if_held(&self, method: &http::Method, uri: &http::Uri) {
+        let mut first = true;
+        loop {
+            let released = self.released.notified();
+            {
+                let mut st = self.lock();
+                let held = method == http::Method::PATCH
+                    && !uri.query().unwrap_or("").contains("dryRun")
+                    && st
+                        .held
+                        .iter()
+                        .any(|p| uri.path().contains(&format!("/{p}/")));
+                if !held {
+                    return;
+                }
+                if first {
+                    st.parked += 1;
+                    first = false;
+                }
+            }
+            released.await;
+        }
     }
 
     /// The most requests in flight at once so far.

@@ -187,6 +187,241 @@ fn first_apply_creates_without_dry_runs_and_a_noop_costs_only_lists() {
     assert_eq!((lists, discovery), (4, 2), "{seen:#?}");
 }
 
+/// A namespace with, per model, one object of each apply group after it: a ServiceAccount (2),
+/// a ConfigMap (3), a Service (4), a Deployment (5), an InferenceService and a ScaledObject (6),
+/// a ServiceMonitor (7).
+fn every_group(ns: &str, models: &[&str]) -> Bundle {
+    let mut b = bundle(ns, &[], 1);
+    let meta = |m: &str| json!({"name": m, "namespace": ns});
+    for m in models {
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(m)}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(m), "data": {"k": "v"}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(m),
+                   "spec": {"ports": [{"port": 80}]}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(m),
+                   "spec": {"replicas": 1}}),
+            json!({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+                   "metadata": meta(m), "spec": {"predictor": {}}}),
+            json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta(m),
+                   "spec": {"scaleTargetRef": {"name": m}}}),
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                   "metadata": meta(m), "spec": {"endpoints": []}}),
+        ] {
+            b.manifests.push(manifest(obj));
+        }
+    }
+    b.manifests.sort_by_key(|m| m.group);
+    b
+}
+
+/// The resource (plural) each write went to, in the order the server saw them; the parent is
+/// `parent`.
+fn written(rig: &Rig) -> Vec<String> {
+    rig.mem
+        .writes()
+        .iter()
+        .map(|w| {
+            let path = w.uri.split('?').next().unwrap_or("");
+            let mut segs = path.rsplit('/');
+            let name = segs.next().unwrap_or("");
+            let plural = segs.next().unwrap_or("");
+            if plural == "secrets" && name.starts_with("mldeploy.") {
+                "parent".to_string()
+            } else {
+                plural.to_string()
+            }
+        })
+        .collect()
+}
+
+fn kind_of(plural: &str) -> &'static str {
+    match plural {
+        "namespaces" => "Namespace",
+        "serviceaccounts" => "ServiceAccount",
+        "configmaps" => "ConfigMap",
+        "services" => "Service",
+        "deployments" => "Deployment",
+        "inferenceservices" => "InferenceService",
+        "scaledobjects" => "ScaledObject",
+        "servicemonitors" => "ServiceMonitor",
+        other => panic!("unexpected write to {other}"),
+    }
+}
+
+#[test]
+fn each_object_is_sent_only_after_every_group_it_needs() {
+    let rig = Rig::new();
+    let models = ["a", "b", "c", "d", "e"];
+    let b = every_group("shop", &models);
+    let out = rig.apply(&b, &prod(), false).expect("apply");
+    assert_eq!(out.created.len(), 1 + 7 * models.len());
+    let seen = written(&rig);
+    // The parent before any member but the Namespace it lives in, and once more at the end.
+    assert_eq!(seen[0], "namespaces", "{seen:?}");
+    assert_eq!(seen[1], "parent", "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("parent"), "{seen:?}");
+    assert_eq!(seen.iter().filter(|p| *p == "parent").count(), 2);
+    let members = &seen[2..seen.len() - 1];
+    for (i, plural) in members.iter().enumerate() {
+        let kind = kind_of(plural);
+        for needed in apply::needs(group(kind), kind) {
+            if let Some(late) = members[i..].iter().find(|p| group(kind_of(p)) == *needed) {
+                panic!("{kind} was sent before {late} (group {needed}) was done: {members:?}");
+            }
+        }
+    }
+    // What DESIGN's order has a reason for.
+    let need = |k: &str| apply::needs(group(k), k);
+    for before in ["ServiceAccount", "ConfigMap", "Service"] {
+        for after in ["Deployment", "InferenceService", "ScaledObject"] {
+            assert!(
+                need(after).contains(&group(before)),
+                "{after} after {before}"
+            );
+        }
+    }
+    assert!(need("ScaledObject").contains(&group("Deployment")));
+    assert!(need("ServiceMonitor").contains(&group("Service")));
+    // And what it does not: serving resources and monitoring do not wait for workloads or each
+    // other, and groups 2–4 do not wait for each other.
+    assert!(!need("InferenceService").contains(&group("Deployment")));
+    assert!(!need("ServiceMonitor").contains(&group("InferenceService")));
+    assert!(!need("Service").contains(&group("ConfigMap")));
+}
+
+#[test]
+fn a_failure_stops_the_objects_that_need_it_and_no_others() {
+    // (the failing resource, the path of its object `b`, sent, never sent)
+    let cases: [(&str, &'static str, &[&str], &[&str]); 3] = [
+        // A Service fails: nothing that needs Services is sent.
+        (
+            "services",
+            "/services/b",
+            &["serviceaccounts", "configmaps", "services"],
+            &[
+                "deployments",
+                "inferenceservices",
+                "scaledobjects",
+                "servicemonitors",
+            ],
+        ),
+        // A Deployment fails: the ScaledObjects that scale workloads wait; the rest goes on.
+        (
+            "deployments",
+            "/deployments/b",
+            &[
+                "services",
+                "deployments",
+                "inferenceservices",
+                "servicemonitors",
+            ],
+            &["scaledobjects"],
+        ),
+        // A serving resource fails: monitoring and workloads do not wait for those.
+        (
+            "inferenceservices",
+            "/inferenceservices/b",
+            &[
+                "deployments",
+                "inferenceservices",
+                "scaledobjects",
+                "servicemonitors",
+            ],
+            &[],
+        ),
+    ];
+    for (failing, path, sent, never) in cases {
+        let rig = Rig::new();
+        rig.mem.inject(Fault::new("PATCH", path, 422, 1));
+        let b = every_group("shop", &["a", "b", "c"]);
+        let err = rig
+            .apply(&b, &prod(), false)
+            .expect_err("one object is invalid");
+        assert!(err.to_string().contains("injected fault"), "{err}");
+        let seen = written(&rig);
+        for p in sent {
+            assert!(
+                seen.iter().any(|s| s == p),
+                "{failing}: {p} not sent: {seen:?}"
+            );
+        }
+        for p in never {
+            assert!(
+                !seen.iter().any(|s| s == p),
+                "{failing}: {p} sent: {seen:?}"
+            );
+        }
+        // Every object of the failing group was tried; no inventory is recorded after a failure.
+        let tried = seen.iter().filter(|s| *s == failing).count();
+        assert_eq!(tried, 3, "{failing}: {seen:?}");
+        assert_eq!(seen.iter().filter(|s| *s == "parent").count(), 1);
+    }
+}
+
+#[test]
+fn ctrl_c_stops_at_once_and_a_rerun_converges() {
+    let rig = Rig::new();
+    let b = every_group("shop", &["a", "b", "c"]);
+    rig.mem.hold("services");
+    let api = rig.api();
+    let opts = PlanOptions {
+        compare: Compare::DryRun,
+        adopt: false,
+        concurrency: 4,
+    };
+    let stopped = rig.rt.block_on(async {
+        let plan = plan::plan(&api, &b, "prod", prod(), opts)
+            .await
+            .expect("plan");
+        let quiet = Progress::new(Mode::Quiet, "apply", 0);
+        let run = apply::execute(
+            &api,
+            &plan,
+            ApplyOptions {
+                concurrency: 4,
+                ..ApplyOptions::default()
+            },
+            &quiet,
+        );
+        // Ctrl-C (commands::cluster's `select!`) drops the apply while Services are in flight.
+        let interrupt = async {
+            while rig.mem.parked() == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = run => false,
+            () = interrupt => true,
+        }
+    });
+    assert!(stopped, "the apply finished although Services were held");
+    rig.mem.release();
+    let seen = written(&rig);
+    for p in [
+        "deployments",
+        "inferenceservices",
+        "scaledobjects",
+        "servicemonitors",
+    ] {
+        assert!(
+            !seen.iter().any(|s| s == p),
+            "{p} sent after the interrupt: {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen.iter().filter(|s| *s == "parent").count(),
+        1,
+        "{seen:?}"
+    );
+    let out = rig.apply(&b, &prod(), false).expect("rerun");
+    assert_eq!(out.created.len() + out.updated.len() + out.unchanged, 22);
+    rig.mem.forget();
+    let out = rig.apply(&b, &prod(), false).expect("no-op");
+    assert_eq!(out.unchanged, 22);
+    assert!(rig.mem.writes().is_empty(), "{:#?}", rig.mem.writes());
+}
+
 #[test]
 fn drift_by_another_manager_shows_in_the_plan_and_apply_restores_it() {
     let rig = Rig::new();
