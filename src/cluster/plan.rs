@@ -304,6 +304,11 @@ async fn resolve_kinds(
         .collect();
     kinds.sort();
     kinds.dedup();
+    // The first request goes alone: it opens the connection that (over HTTP/2) every later
+    // request shares, instead of a burst of requests each opening its own.
+    if let Some((v, k)) = kinds.first() {
+        api.resource(v, k).await?;
+    }
     let found: Vec<Option<Resource>> = stream::iter(kinds.iter().map(|(v, k)| api.resource(v, k)))
         .buffered(concurrency.max(1))
         .try_collect()
