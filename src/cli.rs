@@ -200,7 +200,7 @@ pub struct ApplyArgs {
     /// Template folder.
     #[command(flatten)]
     pub templates: TemplatesArg,
-    /// Requests in flight at once within an apply group.
+    /// Requests in flight at once (one pool for every apply group).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 }

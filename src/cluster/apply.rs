@@ -1,9 +1,11 @@
-//! Executing a plan: server-side apply in kind order (CRDs → Namespaces → ServiceAccounts/RBAC →
-//! ConfigMaps/Secrets → Services → workloads → custom resources → monitoring), bounded concurrency
-//! within a group, no request for unchanged objects, the ApplySet parent kept a superset of its
-//! members and its inventory current, and prune only after everything applied. Also `delete`, in
-//! reverse order. Nothing is deleted that is not a member (its id label, seen in the plan, and
-//! its uid as the delete's precondition), and a Namespace only when nothing in it is foreign.
+//! Executing a plan: server-side apply in DESIGN's kind order (CRDs → Namespaces →
+//! ServiceAccounts/RBAC → ConfigMaps/Secrets → Services → workloads → custom resources →
+//! monitoring) where the order has a reason ([`needs`]), each object sent as soon as what it needs
+//! is applied, with bounded concurrency; no request for unchanged objects, the ApplySet parent
+//! kept a superset of its members and its inventory current, and prune only after everything
+//! applied. Also `delete`, in reverse order. Nothing is deleted that is not a member (its id
+//! label, seen in the plan, and its uid as the delete's precondition), and a Namespace only when
+//! nothing in it is foreign.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,7 +28,7 @@ pub struct Options {
     pub dry_run: bool,
     /// Delete members no longer rendered.
     pub prune: bool,
-    /// Requests in flight at once within a group.
+    /// Requests in flight at once, all groups together.
     pub concurrency: usize,
 }
 
