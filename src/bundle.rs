@@ -675,7 +675,8 @@ impl Bundle {
     /// Writes the bundle under `dir` (`manifests/`, `terraform/`) and removes files an earlier
     /// render wrote there that are no longer rendered, by the rules of [`crate::fsx`]: files
     /// without mldeploy's header are never overwritten or deleted, links and FIFOs are never
-    /// written through. Returns the paths written.
+    /// written through. A folder that does not exist yet is written whole beside it and renamed
+    /// into place ([`crate::fsx::create_folder`]). Returns the paths written.
     pub fn write_to<'a>(&'a self, dir: &Path) -> Result<Vec<String>, RenderError> {
         // Each file is (its header line, the rendered text borrowed from the bundle): the
         // bundle is not copied into a second set of strings before it is written.
@@ -721,6 +722,12 @@ impl Bundle {
                 .map(|t| (t.file.clone(), header(&t.template), t.text.as_str()))
                 .collect(),
         );
+        files.sort();
+        // A new folder is written whole, then renamed into place.
+        if crate::fsx::create_folder(dir, &[("manifests", &manifests), ("terraform", &terraform)])?
+        {
+            return Ok(files);
+        }
         // Both folders are checked before either is changed: a refusal in terraform/ (a
         // hand-written file, a link) must not leave manifests/ already rewritten.
         let plans = [
@@ -730,7 +737,6 @@ impl Bundle {
         for plan in plans {
             plan.commit()?;
         }
-        files.sort();
         Ok(files)
     }
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use crate::bundle::HEADER;
@@ -337,6 +338,17 @@ pub struct WriteOptions {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A name for a temporary entry beside `name`, unique in this process and among processes (the
+/// pid, read once: `std::process::id()` is a system call each time).
+fn tmp_name(name: &str) -> String {
+    static PID: OnceLock<u32> = OnceLock::new();
+    format!(
+        ".{name}.{}-{}.mldeploy-tmp",
+        PID.get_or_init(std::process::id),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Writes `bytes` to `root/rel` atomically. A link or special file at the path (or a link in a
 /// folder on the way) is an error; an existing regular file is replaced — the caller has checked
 /// that it may be.
@@ -358,11 +370,7 @@ fn write_in(
     opts: WriteOptions,
 ) -> Result<(), FileError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(
-        ".{name}.{}-{}.mldeploy-tmp",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(tmp_name(name));
     let mut open = OpenOptions::new();
     open.write(true).create_new(true);
     #[cfg(unix)]
@@ -597,6 +605,95 @@ impl<C: Contents> FolderPlan<'_, C> {
     }
 }
 
+/// Creates the folder `root`, which does not exist yet, holding `folders` (sub-folder, then file
+/// name → contents): every file is written into a temporary sibling folder, which then takes
+/// `root`'s place with one rename. A fresh output costs one `open`, `write` and `close` per file,
+/// and a reader never sees it half-written. Returns `false`, having changed nothing, when `root`
+/// exists (or ends in `..`): the caller then uses [`plan_folder`], which checks what is there.
+///
+/// Safe without [`plan_folder`]'s checks because nothing below the temporary folder pre-exists:
+/// it is created by `mkdir`, which fails on anything already at its path (a link included), and
+/// each file in it with `O_EXCL`. `root` is first created empty by this function, so the rename
+/// replaces only that empty folder: a link, a file or a non-empty folder put there meanwhile makes
+/// the rename fail (`ENOTDIR`, `ENOTEMPTY`), and the temporary folder is removed.
+pub fn create_folder<C: Contents>(
+    root: &Path,
+    folders: &[(&str, &BTreeMap<String, C>)],
+) -> Result<bool, FileError> {
+    for (sub, files) in folders {
+        check_name(sub)?;
+        if let Some(bad) = files
+            .keys()
+            .find(|n| !is_plain_relative(n) || n.contains('/'))
+        {
+            return Err(FileError::UnsafeName { name: bad.clone() });
+        }
+    }
+    let Some(Component::Normal(name)) = root.components().next_back() else {
+        return Ok(false);
+    };
+    let Some(name) = name.to_str() else {
+        return Ok(false);
+    };
+    if lstat(root)?.is_some() {
+        return Ok(false);
+    }
+    let parent = match root.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| FileError::io(parent, e))?;
+    match std::fs::create_dir(root) {
+        Ok(()) => {}
+        // Made by someone else meanwhile: it is theirs, and checked file by file.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(FileError::io(root, e)),
+    }
+    let tmp = parent.join(tmp_name(name));
+    let filled = fill_new_folder(&tmp, folders);
+    if let Err(e) = filled {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Still the empty folder created above: nobody else's.
+        let _ = std::fs::remove_dir(root);
+        return Err(e);
+    }
+    if let Err(e) = std::fs::rename(&tmp, root) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(FileError::io(root, e));
+    }
+    Ok(true)
+}
+
+/// Creates `dir` (which must not exist) with `folders` in it, each file created exclusively.
+fn fill_new_folder<C: Contents>(
+    dir: &Path,
+    folders: &[(&str, &BTreeMap<String, C>)],
+) -> Result<(), FileError> {
+    std::fs::create_dir(dir).map_err(|e| FileError::io(dir, e))?;
+    let mut path = dir.to_path_buf();
+    let mut buffer = Vec::new();
+    for (sub, files) in folders {
+        path.push(sub);
+        std::fs::create_dir(&path).map_err(|e| FileError::io(&path, e))?;
+        for (name, contents) in files.iter() {
+            path.push(name);
+            let [a, b] = contents.parts();
+            buffer.clear();
+            buffer.extend_from_slice(a);
+            buffer.extend_from_slice(b);
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&buffer))
+                .map_err(|e| FileError::io(&path, e))?;
+            path.pop();
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,6 +842,90 @@ mod tests {
             sync_folder(d, "m", &bad, |_| true),
             Err(FileError::UnsafeName { .. })
         ));
+    }
+
+    #[test]
+    fn a_new_folder_appears_whole_and_an_existing_one_is_left_to_the_checked_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a: BTreeMap<String, String> = [
+            ("x.yaml".to_string(), header("x")),
+            ("y.yaml".to_string(), header("y")),
+        ]
+        .into();
+        let none: BTreeMap<String, String> = BTreeMap::new();
+        let root = dir.path().join("deep/out");
+        assert!(create_folder(&root, &[("m", &a), ("t", &none)]).expect("creates"));
+        assert_eq!(
+            tree_of(dir.path()),
+            [
+                "deep/",
+                "deep/out/",
+                "deep/out/m/",
+                "deep/out/m/x.yaml",
+                "deep/out/m/y.yaml",
+                "deep/out/t/"
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("m/y.yaml")).expect("read"),
+            header("y")
+        );
+        // It exists now: nothing is done, whatever is asked.
+        let b: BTreeMap<String, String> = [("z.yaml".to_string(), header("z"))].into();
+        assert!(!create_folder(&root, &[("m", &b)]).expect("declines"));
+        assert!(!root.join("m/z.yaml").exists());
+        // A link where the folder would go is not replaced or followed.
+        #[cfg(unix)]
+        {
+            let elsewhere = tempfile::tempdir().expect("tempdir");
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(elsewhere.path(), &link).expect("link");
+            assert!(!create_folder(&link, &[("m", &b)]).expect("declines"));
+            assert!(
+                std::fs::read_dir(elsewhere.path())
+                    .expect("list")
+                    .next()
+                    .is_none()
+            );
+        }
+        // A bad name is refused before anything is created, and nothing is left behind.
+        let bad: BTreeMap<String, String> = [("../x".to_string(), header("x"))].into();
+        let other = dir.path().join("other");
+        assert!(matches!(
+            create_folder(&other, &[("m", &bad)]),
+            Err(FileError::UnsafeName { .. })
+        ));
+        assert!(!other.exists());
+        let left: Vec<String> = tree_of(dir.path())
+            .into_iter()
+            .filter(|p| p.contains("mldeploy-tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Every path under `dir`, folders with a trailing `/`, sorted.
+    fn tree_of(dir: &Path) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).expect("list") {
+                let p = e.expect("entry").path();
+                let rel = p
+                    .strip_prefix(base)
+                    .expect("below")
+                    .to_string_lossy()
+                    .into_owned();
+                let meta = std::fs::symlink_metadata(&p).expect("lstat");
+                if meta.is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(&p, base, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
     }
 
     #[test]
