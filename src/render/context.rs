@@ -30,7 +30,10 @@ pub struct EnvContext<'a> {
     pub labels: BTreeMap<String, String>,
     /// Monitoring switches.
     pub monitoring: crate::model::Monitoring,
-    /// Every model of the environment.
+    /// Every model of the environment. Not serialized with the rest: [`super::render_env`]
+    /// converts each model into a template value once and gives that value to both the model's
+    /// own templates and the environment's.
+    #[serde(skip)]
     pub models: Vec<ModelCtx>,
     /// Seldon Core v2 Servers with GPUs, one per distinct (server config, GPU request) of the
     /// environment's models; CPU-only models use the shared default Servers.

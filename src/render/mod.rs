@@ -157,15 +157,31 @@ pub fn render_env(
         location: None,
         message: e.to_string(),
     };
-    // Model templates see everything but the list of all models (cloning that list into every
-    // model's context would make rendering quadratic in the number of models).
+    // Everything but the models, converted once. Model templates see everything but the list
+    // of all models (cloning that list into every model's context would make rendering
+    // quadratic in the number of models); environment templates see it all.
+    let mut whole = tera::Context::from_serialize(&ctx).map_err(context_error)?;
     let mut shared = tera::Context::new();
-    shared.insert("project", &ctx.project);
-    shared.insert("env", &ctx.env);
-    shared.insert("cluster", &ctx.cluster);
-    shared.insert("labels", &ctx.labels);
-    shared.insert("monitoring", &ctx.monitoring);
-    shared.insert("seldonV2Servers", &ctx.seldon_v2_servers);
+    for key in [
+        "project",
+        "env",
+        "cluster",
+        "labels",
+        "monitoring",
+        "seldonV2Servers",
+    ] {
+        if let Some(value) = whole.get(key) {
+            // Values share their contents: this copies a pointer, not the tree.
+            shared.insert_value(key, value.clone());
+        }
+    }
+    // Each model becomes a template value once, for its own templates and the environment's.
+    let to_values = |models: &[context::ModelCtx]| -> Result<Vec<tera::Value>, RenderError> {
+        models
+            .iter()
+            .map(|m| tera::Value::try_from_serializable(m).map_err(context_error))
+            .collect()
+    };
 
     let model_templates: Vec<(&str, Vec<&Template>)> = crate::config::Runtime::ALL
         .iter()
@@ -175,11 +191,13 @@ pub fn render_env(
             (r.name(), list)
         })
         .collect();
-    let render_models = |models: &[context::ModelCtx]| -> Result<Vec<Manifest>, RenderError> {
+    let render_models = |models: &[context::ModelCtx],
+                         values: &[tera::Value]|
+     -> Result<Vec<Manifest>, RenderError> {
         let mut out = Vec::new();
-        for model in models {
+        for (model, value) in models.iter().zip(values) {
             let mut mctx = shared.clone();
-            mctx.insert("model", model);
+            mctx.insert_value("model", value.clone());
             let list = model_templates
                 .iter()
                 .find(|(runtime, _)| *runtime == model.runtime)
@@ -193,31 +211,54 @@ pub fn render_env(
         Ok(out)
     };
     // Environment templates see the whole context (the dashboard has a row per model).
-    let render_env_templates = || -> Result<Vec<Manifest>, RenderError> {
-        let whole = tera::Context::from_serialize(&ctx).map_err(context_error)?;
+    let render_env_templates = |whole: &tera::Context| -> Result<Vec<Manifest>, RenderError> {
         let mut out = Vec::new();
         for t in templates.in_folder("env") {
-            let text = templates.render(t, &whole)?;
+            let text = templates.render(t, whole)?;
             out.extend(crate::bundle::parse_objects(&t.name, &text)?);
         }
         Ok(out)
     };
     // Models render independently; large environments use every core, and the environment's
-    // templates render on this thread meanwhile. Results are joined in order (environment, then
-    // models in model order; an environment error first) and sorted afterwards, so the output
-    // does not depend on scheduling.
+    // templates render on this thread meanwhile, once every chunk has sent its models' values.
+    // Results are joined in order (environment, then models in model order; an environment
+    // error first) and sorted afterwards, so the output does not depend on scheduling.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     if threads > 1 && ctx.models.len() >= PARALLEL_FROM {
         let chunk = ctx.models.len().div_ceil(threads);
+        let chunks: Vec<&[context::ModelCtx]> = ctx.models.chunks(chunk).collect();
+        let (sender, values) = std::sync::mpsc::channel::<(usize, Option<Vec<tera::Value>>)>();
         let (env_part, parts) = std::thread::scope(|scope| {
-            let handles: Vec<_> = ctx
-                .models
-                .chunks(chunk)
-                .map(|models| scope.spawn(|| render_models(models)))
+            let handles: Vec<_> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, models)| {
+                    let sender = sender.clone();
+                    let (to_values, render_models) = (&to_values, &render_models);
+                    scope.spawn(move || {
+                        let converted = to_values(models);
+                        let _ = sender.send((i, converted.as_ref().ok().cloned()));
+                        drop(sender);
+                        render_models(models, &converted?)
+                    })
+                })
                 .collect();
-            let env_part = render_env_templates();
+            drop(sender);
+            let mut received: Vec<Option<Vec<tera::Value>>> = vec![None; chunks.len()];
+            for (i, part) in values.iter().take(chunks.len()) {
+                received[i] = part;
+            }
+            // A chunk that could not convert its models reports that error itself.
+            let env_part = match received.into_iter().collect::<Option<Vec<_>>>() {
+                Some(parts) => {
+                    let all: Vec<tera::Value> = parts.into_iter().flatten().collect();
+                    whole.insert_value("models", tera::Value::from(all));
+                    render_env_templates(&whole)
+                }
+                None => Ok(Vec::new()),
+            };
             let parts: Vec<Result<Vec<Manifest>, RenderError>> = handles
                 .into_iter()
                 .map(|h| {
@@ -232,8 +273,10 @@ pub fn render_env(
             manifests.extend(part?);
         }
     } else {
-        manifests.extend(render_env_templates()?);
-        manifests.extend(render_models(&ctx.models)?);
+        let values = to_values(&ctx.models)?;
+        whole.insert_value("models", tera::Value::from(values.clone()));
+        manifests.extend(render_env_templates(&whole)?);
+        manifests.extend(render_models(&ctx.models, &values)?);
     }
 
     let terraform = render_cluster(project, &project.clusters[&env.cluster], templates)?;
