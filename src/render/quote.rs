@@ -35,17 +35,33 @@ fn quoted(s: &str, out: &mut dyn Write, hcl: bool) -> std::io::Result<()> {
     out.write_all(b"\"")?;
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // Printable ASCII, most of what templates quote, is decided on the byte.
+        if matches!(b, 0x20..=0x7e) && b != b'"' && b != b'\\' && !(hcl && matches!(b, b'$' | b'%'))
+        {
+            i += 1;
+            continue;
+        }
+        let c = if b.is_ascii() {
+            char::from(b)
+        } else {
+            s[i..].chars().next().unwrap_or_default()
+        };
         let plain = match c {
             '"' | '\\' => false,
-            '$' | '%' => !(hcl && bytes.get(i + 1) == Some(&b'{')),
+            // Reached only for HCL.
+            '$' | '%' => bytes.get(i + 1) != Some(&b'{'),
             c => printable(c),
         };
         if plain {
+            i += c.len_utf8();
             continue;
         }
         out.write_all(&bytes[start..i])?;
-        start = i + c.len_utf8();
+        i += c.len_utf8();
+        start = i;
         match c {
             '"' => out.write_all(b"\\\"")?,
             '\\' => out.write_all(b"\\\\")?,
@@ -70,6 +86,85 @@ mod tests {
         let mut out = Vec::new();
         hcl(s, &mut out).expect("write");
         String::from_utf8(out).expect("utf-8")
+    }
+
+    /// The char-by-char definition the byte loop of [`quoted`] must agree with.
+    fn reference(s: &str, hcl: bool) -> String {
+        let mut out = String::from("\"");
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '$' | '%' if hcl && chars.peek() == Some(&'{') => {
+                    out.push(c);
+                    out.push(c);
+                }
+                c if printable(c) => out.push(c),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push_str(&format!("\\U{:08x}", c as u32)),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn the_byte_loop_quotes_as_the_definition_does() {
+        let pieces = [
+            "a",
+            " ",
+            "~",
+            "\u{7f}",
+            "\u{0}",
+            "\u{1f}",
+            "\"",
+            "\\",
+            "$",
+            "%",
+            "{",
+            "${",
+            "%{",
+            "\n",
+            "\r",
+            "\t",
+            "\u{85}",
+            "\u{a0}",
+            "ü",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "\u{feff}",
+            "\u{fffd}",
+            "\u{fffe}",
+            "🚀",
+            "\u{10ffff}",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in ["", "x", "{"] {
+                    let s = format!("{a}{b}{c}");
+                    let mut out = Vec::new();
+                    yaml(&s, &mut out).expect("write");
+                    assert_eq!(
+                        String::from_utf8(out).expect("utf-8"),
+                        reference(&s, false),
+                        "{s:?}"
+                    );
+                    let mut out = Vec::new();
+                    hcl(&s, &mut out).expect("write");
+                    assert_eq!(
+                        String::from_utf8(out).expect("utf-8"),
+                        reference(&s, true),
+                        "{s:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
