@@ -284,6 +284,10 @@ fn service(config: &kube::Config) -> Result<GenericService, kube::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(config.connect_timeout);
+    // HTTP/2 writes a request's HEADERS and DATA frames separately: with Nagle's algorithm the
+    // DATA waits for the server's delayed ACK (40 ms) whenever nothing else is in flight — the
+    // Namespace, the parent, any lone apply.
+    http.set_nodelay(true);
     let mut tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config.rustls_client_config()?)
         .https_or_http();
