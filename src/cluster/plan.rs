@@ -50,7 +50,8 @@ pub struct Change {
     pub name: String,
     /// What we apply (None for prune).
     pub desired: Option<Value>,
-    /// A unified diff of live → desired (empty when unchanged).
+    /// A unified diff of live → desired, for updates and prunes (empty otherwise; a create's is
+    /// made only when shown: [`Change::diff_text`]).
     pub diff: String,
     /// The live object's uid (members and foreign objects), the precondition of a delete.
     pub uid: Option<String>,
@@ -63,6 +64,20 @@ pub struct Change {
 }
 
 impl Change {
+    /// The diff to show: a create's whole object (Secrets masked), made on demand — `apply`
+    /// never shows it, and making it for every object of a first apply sat on its critical path.
+    pub fn diff_text(&self) -> std::borrow::Cow<'_, str> {
+        match (&self.desired, self.action) {
+            (Some(desired), Action::Create) => {
+                let mut shown = desired.clone();
+                mask_secret(&mut shown, None, "after");
+                let label = label_of(&self.resource, self.namespace.as_deref(), &self.name);
+                unified("", &to_yaml(&shown), &label).into()
+            }
+            _ => self.diff.as_str().into(),
+        }
+    }
+
     /// `Kind namespace/name`.
     pub fn label(&self) -> String {
         format!(
@@ -120,7 +135,7 @@ struct JsonChange<'a> {
     kind: &'a str,
     namespace: Option<&'a str>,
     name: &'a str,
-    diff: &'a str,
+    diff: std::borrow::Cow<'a, str>,
 }
 
 impl Plan {
@@ -157,7 +172,7 @@ impl Plan {
                 kind: &c.resource.kind,
                 namespace: c.namespace.as_deref(),
                 name: &c.name,
-                diff: &c.diff,
+                diff: c.diff_text(),
             })
             .collect();
         serde_json::json!({
@@ -713,9 +728,6 @@ async fn classify(
         adopted: false,
     };
     let Some(live) = live else {
-        let mut shown = desired.clone();
-        mask_secret(&mut shown, None, "after");
-        change.diff = unified("", &to_yaml(&shown), &label);
         change.desired = Some(desired);
         return Ok(change);
     };

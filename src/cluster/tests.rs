@@ -694,7 +694,7 @@ fn secrets_are_masked_in_diffs() {
         .push(manifest(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "creds", "namespace": "shop"}, "stringData": {"token": "hunter2"}})));
     let plan = rig.plan(&b, &prod());
-    let text: String = plan.changes.iter().map(|c| c.diff.clone()).collect();
+    let text: String = plan.changes.iter().map(|c| c.diff_text()).collect();
     assert!(!text.contains("hunter2"), "{text}");
     assert!(
         text.contains("token: '*** (after)'") || text.contains("token: \"*** (after)\""),

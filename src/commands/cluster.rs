@@ -194,7 +194,7 @@ pub(super) fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<i32, Error> {
                 )),
                 None => out.push_str(&format!("{sign} {}\n", c.label())),
             }
-            out.push_str(&colorize(&c.diff, color));
+            out.push_str(&colorize(&c.diff_text(), color));
         }
         out.push_str(&summary(&plan));
         out.push('\n');
