@@ -106,13 +106,17 @@ def main():
                     times[(tool, phase)].append(timed(cmd))
                     time.sleep(0.3)
                     reqs[(tool, phase)] = requests_since(kdir, off, agent)
-                subprocess.run(["kubectl", "--kubeconfig", kc, "delete", "ns", ns, "--wait=false"], capture_output=True)
+                # Wait for the namespace to go: its deletion (every object, the pods the controller
+                # manager made) would otherwise load the server during the next tool's run.
+                subprocess.run(["kubectl", "--kubeconfig", kc, "delete", "ns", ns, "--timeout=120s"], capture_output=True)
         for tool in ("mldeploy", "kubectl"):
             f = statistics.median(times[(tool, "first")])
             z = statistics.median(times[(tool, "noop")])
             fr = ", ".join(f"{v} {k}" for k, v in sorted(reqs[(tool, "first")].items()))
             zr = ", ".join(f"{v} {k}" for k, v in sorted(reqs[(tool, "noop")].items()))
             print(f"| {n} | {objects} | {tool} | {f*1000:.0f} ms | {z*1000:.0f} ms | {fr} | {zr} |")
+        runs = "; ".join(f"{t} {p}: " + ", ".join(f"{x*1000:.0f}" for x in v) for (t, p), v in times.items())
+        print(f"| {n} | | runs (ms) | {runs} | | | |")
         mf, kf = statistics.median(times[("mldeploy", "first")]), statistics.median(times[("kubectl", "first")])
         mz, kz = statistics.median(times[("mldeploy", "noop")]), statistics.median(times[("kubectl", "noop")])
         print(f"| {n} | | ratio | **{kf/mf:.1f}×** | **{kz/mz:.1f}×** | | |")
