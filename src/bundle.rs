@@ -549,7 +549,8 @@ pub fn parse_objects(template: &str, text: &str) -> Result<Vec<Manifest>, Render
         // `---` rather than by looking at every line of a 200 KB dashboard.
         let mut start = 0;
         let mut from = 0;
-        while let Some(found) = text[from..].find("---") {
+        let dashes = memchr::memmem::Finder::new("---");
+        while let Some(found) = dashes.find(&text.as_bytes()[from..]) {
             let at = from + found;
             from = at + 3;
             if at > 0 && text.as_bytes()[at - 1] != b'\n' {
