@@ -191,13 +191,14 @@ pub fn render_env(
             (r.name(), list)
         })
         .collect();
+    // Each model's value is dropped once its templates are rendered (peak memory).
     let render_models = |models: &[context::ModelCtx],
-                         values: &[tera::Value]|
+                         values: Vec<tera::Value>|
      -> Result<Vec<Manifest>, RenderError> {
         let mut out = Vec::new();
         for (model, value) in models.iter().zip(values) {
             let mut mctx = shared.clone();
-            mctx.insert_value("model", value.clone());
+            mctx.insert_value("model", value);
             let list = model_templates
                 .iter()
                 .find(|(runtime, _)| *runtime == model.runtime)
@@ -241,7 +242,7 @@ pub fn render_env(
                         let converted = to_values(models);
                         let _ = sender.send((i, converted.as_ref().ok().cloned()));
                         drop(sender);
-                        render_models(models, &converted?)
+                        render_models(models, converted?)
                     })
                 })
                 .collect();
@@ -255,7 +256,10 @@ pub fn render_env(
                 Some(parts) => {
                     let all: Vec<tera::Value> = parts.into_iter().flatten().collect();
                     whole.insert_value("models", tera::Value::from(all));
-                    render_env_templates(&whole)
+                    let env_part = render_env_templates(&whole);
+                    // The models' values go as soon as the chunks are done with them too.
+                    drop(whole);
+                    env_part
                 }
                 None => Ok(Vec::new()),
             };
@@ -276,7 +280,8 @@ pub fn render_env(
         let values = to_values(&ctx.models)?;
         whole.insert_value("models", tera::Value::from(values.clone()));
         manifests.extend(render_env_templates(&whole)?);
-        manifests.extend(render_models(&ctx.models, &values)?);
+        drop(whole);
+        manifests.extend(render_models(&ctx.models, values)?);
     }
 
     let terraform = render_cluster(project, &project.clusters[&env.cluster], templates)?;
