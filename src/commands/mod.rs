@@ -112,7 +112,10 @@ impl Ctx {
         let env = crate::render::pick_env(&project, self.global.env.as_deref())?
             .name
             .clone();
-        let templates = self.templates(arg)?;
+        // Only the templates this environment renders are compiled (and every user template).
+        let dir = user_dir(&self.global.config, arg.as_deref());
+        let folders = crate::render::folders(&project, &project.environments[&env]);
+        let templates = Templates::load_for(dir.as_deref(), &folders)?;
         let bundle = crate::render::render_env(&project, &project.environments[&env], &templates)?;
         Ok(Rendered {
             project,

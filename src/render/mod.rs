@@ -144,6 +144,23 @@ pub fn pick_env<'a>(
     }
 }
 
+/// The template folders [`render_env`] renders `env` from: `env`, `model`, the runtimes of its
+/// models and its cluster's Terraform (`terraform/common` and its cloud's).
+pub fn folders(project: &Project, env: &crate::model::Env) -> Vec<String> {
+    let mut folders = vec!["env".to_string(), "model".to_string()];
+    for model in &env.models {
+        let folder = format!("runtimes/{}", model.runtime.name());
+        if !folders.contains(&folder) {
+            folders.push(folder);
+        }
+    }
+    folders.push("terraform/common".into());
+    if let Some(cluster) = project.clusters.get(&env.cluster) {
+        folders.push(format!("terraform/{}", cluster.cloud.name()));
+    }
+    folders
+}
+
 /// Renders one environment: its cluster's Terraform and its Kubernetes objects.
 pub fn render_env(
     project: &Project,
