@@ -34,5 +34,9 @@ pub(super) fn run(ctx: &Ctx, args: &RenderArgs) -> Result<i32, Error> {
         }
         None => out!("{}", bundle.to_stream()),
     }
+    // The process ends after this command: freeing the bundle, the project and the compiled
+    // templates one allocation at a time (1M instructions for one model, 11M for 1000) is
+    // work the operating system does at exit at no cost.
+    std::mem::forget(rendered);
     Ok(exit::OK)
 }
